@@ -1,0 +1,3 @@
+from dicomkit.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: thin Typer commands; the one place that prints errors and sets exit codes."""

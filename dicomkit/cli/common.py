@@ -1,0 +1,61 @@
+"""Options shared by several commands, and the per-run context (config, JSON mode)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dicomkit.config import LabConfig, load_config
+
+
+@dataclass
+class Context:
+    json: bool = False
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **flags: Any) -> LabConfig:
+        return load_config(**{**self.flags, **{k: v for k, v in flags.items() if v is not None}})
+
+
+CTX = Context()
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")
+]
+AetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--aet", "-aet", help="Calling AE title (ours, the modality's). [default: DICOMKIT]"
+    ),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        help="Any DICOM peer as HOST:PORT:AET instead of the lab's PACS (e.g. 127.0.0.1:11112:STORESCP).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds to wait for the peer. [default: 10]")
+]
+
+
+def set_json(value: bool) -> None:
+    CTX.json = value
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # pynetdicom logs every association at INFO; keep it for -vv.
+        logging.getLogger("pynetdicom").setLevel(logging.ERROR if verbose == 0 else logging.WARNING)
+
+
+def home_option(value: Path | None) -> None:
+    if value is not None:
+        CTX.flags["home"] = value

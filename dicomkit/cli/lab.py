@@ -1,0 +1,182 @@
+"""Lab lifecycle: up, down, status, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dicomkit.cli.common import CTX, JsonOpt, set_json
+from dicomkit.errors import LabNotRunning
+
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        "-e",
+        help="docker, native (an installed Orthanc), embedded (pure Python) or auto.",
+    ),
+]
+
+
+def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
+    """Start the lab: a PACS (Orthanc or the embedded one), its worklist, and the RIS API."""
+    from dicomkit import ui
+    from dicomkit.engines.base import describe, read_state, select_engine
+
+    set_json(json)
+    cfg = CTX.config(engine=engine)
+    running = read_state(cfg)
+    if running is not None:
+        from dicomkit.engines.base import get_engine
+
+        current = get_engine(running.engine)
+        statuses = current.status(cfg, running)
+        if statuses and all(s.healthy for s in statuses):
+            if json:
+                ui.print_json({"already_running": True, **describe(running)})
+            else:
+                ui.console.print(
+                    f"{ui.OK} the lab is already up on the [bold]{running.engine}[/bold] engine"
+                )
+                _print_endpoints(running)
+            return
+        # Half-running (crash, reboot): stop what is left, then start fresh.
+        current.down(cfg, running, False, lambda m: None)
+
+    chosen, why = select_engine(cfg.engine)
+    say = (lambda m: None) if json else (lambda m: ui.err_console.print(f"[muted]{m}[/muted]"))
+    if not json:
+        ui.console.print(f"Engine: [bold]{chosen.name}[/bold] [muted]({why})[/muted]")
+    state = chosen.up(cfg, say)
+    from dicomkit.engines.base import write_state
+
+    write_state(cfg, state)
+    if json:
+        ui.print_json({"already_running": False, "why": why, **describe(state)})
+        return
+    ui.console.print(f"{ui.OK} the lab is up")
+    _print_endpoints(state)
+    ui.console.print("Next: [cmd]dicomkit lesson 1[/cmd]  (or [cmd]dicomkit echo[/cmd])")
+
+
+def _print_endpoints(state: object) -> None:
+    from dicomkit import ui
+    from dicomkit.engines.base import LabState
+
+    assert isinstance(state, LabState)
+    ep = state.endpoints
+    rows = [
+        ["PACS (DICOM)", f"{ep.host}:{ep.dicom_port}", f"AE title {ep.pacs_aet}"],
+        ["Worklist (MWL)", f"{ep.host}:{ep.mwl_port}", f"AE title {ep.pacs_aet}"],
+        [
+            "PACS (HTTP)",
+            ep.pacs_url,
+            "Orthanc Explorer: " + ep.pacs_url + "/app/explorer.html"
+            if state.engine != "embedded"
+            else "status page",
+        ],
+        ["RIS API", ep.ris_url, f"docs: {ep.ris_url}/docs"],
+    ]
+    if ep.dicomweb:
+        rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])
+    ui.console.print(ui.table("Lab endpoints", ["service", "address", "notes"], rows))
+
+
+def down(
+    volumes: Annotated[
+        bool,
+        typer.Option("--volumes", "-v", help="Also delete stored images, orders and worklist."),
+    ] = False,
+    engine: EngineOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Stop the lab (and with --volumes, delete its data)."""
+    from dicomkit import ui
+    from dicomkit.engines.base import clear_state, get_engine, read_state
+
+    set_json(json)
+    cfg = CTX.config(engine=engine)
+    state = read_state(cfg)
+    name = state.engine if state else (cfg.engine if cfg.engine != "auto" else None)
+    messages: list[str] = []
+    if name is None:
+        if volumes:
+            get_engine("native").down(cfg, None, True, messages.append)
+    else:
+        get_engine(name).down(cfg, state, volumes, messages.append)
+    clear_state(cfg)
+    if json:
+        ui.print_json({"stopped": state is not None, "engine": name, "messages": messages})
+        return
+    for m in messages:
+        ui.console.print(f"[muted]{m}[/muted]")
+    ui.console.print(f"{ui.OK} the lab is down" if state else "no lab was running")
+
+
+def status(json: JsonOpt = False) -> None:
+    """Show the lab's engine, services, ports and health (exit 4 when it is not up)."""
+    from dicomkit import ui
+    from dicomkit.engines.base import describe, get_engine, read_state
+
+    set_json(json)
+    cfg = CTX.config()
+    state = read_state(cfg)
+    if state is None:
+        raise LabNotRunning("no lab is running", "start it with `dicomkit up`")
+    services = get_engine(state.engine).status(cfg, state)
+    healthy = bool(services) and all(s.healthy for s in services)
+    if json:
+        ui.print_json(
+            {
+                **describe(state),
+                "healthy": healthy,
+                "services": [s.__dict__ for s in services],
+            }
+        )
+    else:
+        ui.console.print(f"Engine: [bold]{state.engine}[/bold]  started {state.started}")
+        rows = [
+            [
+                s.name,
+                "running" if s.running else "stopped",
+                "healthy" if s.healthy else "NOT healthy",
+                s.ports,
+                s.detail,
+            ]
+            for s in services
+        ]
+        ui.console.print(
+            ui.table("Services", ["service", "state", "health", "ports", "detail"], rows)
+        )
+    if not healthy:
+        raise typer.Exit(1)
+
+
+def logs(
+    service: Annotated[str, typer.Argument(help="pacs or ris")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print a service's log (like `docker compose logs`)."""
+    import sys
+
+    from dicomkit.engines.base import get_engine, read_state
+
+    cfg = CTX.config()
+    state = read_state(cfg)
+    if state is None:
+        raise LabNotRunning("no lab is running", "start it with `dicomkit up`")
+    try:
+        for line in get_engine(state.engine).logs(cfg, state, service, follow):
+            sys.stdout.write(line)
+    except KeyboardInterrupt:
+        return
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Lab")(up)
+    app.command(rich_help_panel="Lab")(down)
+    app.command(rich_help_panel="Lab")(status)
+    app.command(rich_help_panel="Lab")(logs)

@@ -1,0 +1,189 @@
+"""LabConfig: one description of the lab (AE titles, host, ports, folders) for every engine.
+
+Precedence, lowest first: built-in defaults (the classic Orthanc tutorial), the running lab's
+recorded endpoints, ``DICOMKIT_*`` environment variables, command-line flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dicomkit.errors import ConfigError
+
+ENGINES = ("auto", "docker", "native", "embedded")
+_AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 6.2: AE, no backslash/control chars
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("dicomkit", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the running lab answers. The same shape on every engine."""
+
+    host: str = "127.0.0.1"
+    pacs_aet: str = "ORTHANC"
+    dicom_port: int = 4242
+    mwl_port: int = 10500
+    http_port: int = 8042
+    ris_port: int = 5000
+    dicomweb: bool = True
+
+    @property
+    def ris_url(self) -> str:
+        return f"http://{self.host}:{self.ris_port}"
+
+    @property
+    def pacs_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.pacs_url}/dicom-web"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    home: Path = field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    pacs_aet: str = "ORTHANC"
+    dicom_port: int = 4242
+    mwl_port: int = 10500
+    http_port: int = 8042
+    ris_port: int = 5000
+    # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
+    aet: str = "DICOMKIT"
+    engine: str = "auto"
+    orthanc_image: str = ""  # empty: the one named in compose/docker-compose.yml
+    ris_image: str = ""
+    # Seconds to wait for a DICOM peer at TCP, association and DIMSE level.
+    timeout: float = 10.0
+
+    # ---- folders -------------------------------------------------------------------------
+    @property
+    def lab_dir(self) -> Path:
+        return self.home / "lab"
+
+    @property
+    def worklist_dir(self) -> Path:
+        return self.lab_dir / "worklists"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.lab_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.lab_dir / "state.json"
+
+    @property
+    def ris_db(self) -> Path:
+        return self.lab_dir / "ris" / "orders.sqlite3"
+
+    def endpoints(self, dicomweb: bool = True) -> Endpoints:
+        return Endpoints(
+            host=self.host,
+            pacs_aet=self.pacs_aet,
+            dicom_port=self.dicom_port,
+            mwl_port=self.mwl_port,
+            http_port=self.http_port,
+            ris_port=self.ris_port,
+            dicomweb=dicomweb,
+        )
+
+    def with_overrides(self, **values: Any) -> LabConfig:
+        clean = {k: v for k, v in values.items() if v is not None}
+        cfg = replace(self, **clean)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("dicom_port", "mwl_port", "http_port", "ris_port"):
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise ConfigError(
+                    f"{name} {port} is not a TCP port", "use a number from 1 to 65535"
+                )
+        for name in ("pacs_aet", "aet"):
+            value = getattr(self, name)
+            if not _AE_RE.match(value) or not value.strip():
+                raise ConfigError(
+                    f"{name} {value!r} is not a valid AE title",
+                    "use 1-16 printable ASCII characters, no backslash (PS3.5 AE)",
+                )
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"unknown engine {self.engine!r}", f"choose one of: {', '.join(ENGINES)}"
+            )
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout {self.timeout} must be positive", "use e.g. 10")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["home"] = str(self.home)
+        return d
+
+
+_ENV_FIELDS: dict[str, type] = {
+    f.name: (int if f.type in ("int", int) else float if f.type in ("float", float) else str)
+    for f in fields(LabConfig)
+}
+
+
+def _from_env(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, typ in _ENV_FIELDS.items():
+        var = f"DICOMKIT_{name.upper()}"
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        if name == "home":
+            out[name] = Path(raw).expanduser()
+            continue
+        try:
+            out[name] = typ(raw)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable {var}={raw!r} is not a valid {typ.__name__}",
+                f"fix or unset {var} (e.g. `unset {var}`)",
+            ) from None
+    return out
+
+
+def _from_state(home: Path) -> dict[str, Any]:
+    """Ports and AE title of the lab that `dicomkit up` recorded, if it is up."""
+    path = home / "lab" / "state.json"
+    try:
+        data = json.loads(path.read_text())
+        ep = data["endpoints"]
+        return {
+            "host": str(ep["host"]),
+            "pacs_aet": str(ep["pacs_aet"]),
+            "dicom_port": int(ep["dicom_port"]),
+            "mwl_port": int(ep["mwl_port"]),
+            "http_port": int(ep["http_port"]),
+            "ris_port": int(ep["ris_port"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def load_config(env: dict[str, str] | None = None, **flags: Any) -> LabConfig:
+    env = dict(os.environ) if env is None else env
+    from_env = _from_env(env)
+    home = flags.get("home") or from_env.get("home") or default_home()
+    values: dict[str, Any] = {"home": Path(home)}
+    values.update(_from_state(Path(home)))
+    values.update(from_env)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    cfg = LabConfig(**values)
+    cfg.validate()
+    return cfg

@@ -1,0 +1,1 @@
+"""DICOM library: VR validation, worklist items, image making, and the SCU operations."""

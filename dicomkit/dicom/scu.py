@@ -1,0 +1,381 @@
+"""The SCU operations every subcommand and lesson uses: echo, worklist find, study find, store."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicomkit.dicom.net import Peer, association, status_category, status_name
+from dicomkit.dicom.worklist import WorklistQuery, answer_to_dict
+from dicomkit.errors import DicomkitError, DimseFailure, UsageError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+    from pynetdicom.association import Association
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+MWL_FIND = "1.2.840.10008.5.1.4.31"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: odd context IDs 1..255
+MAX_RECONNECTS = 5
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: describes files, is not one
+
+
+@dataclass
+class EchoResult:
+    peer: str
+    status: int
+    status_name: str
+    ms: float
+    ok: bool
+
+
+def echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> EchoResult:
+    from pynetdicom.presentation import build_context
+
+    t0 = time.perf_counter()
+    with association(peer, calling_aet, [build_context(VERIFICATION)], timeout=timeout) as assoc:
+        rsp = assoc.send_c_echo()
+    ms = (time.perf_counter() - t0) * 1000
+    code = int(rsp.Status) if "Status" in rsp else None
+    if code is None:
+        raise DimseFailure(f"{peer} did not answer the C-ECHO", "see the peer's log")
+    return EchoResult(str(peer), code, status_name(code), round(ms, 1), code == 0)
+
+
+def _c_find(
+    peer: Peer, calling_aet: str, sop_class: str, identifier: Dataset, timeout: float, what: str
+) -> Iterator[Dataset]:
+    from pynetdicom.presentation import build_context
+
+    with association(
+        peer, calling_aet, [build_context(sop_class)], timeout=timeout, what=what
+    ) as assoc:
+        for status, ds in assoc.send_c_find(identifier, sop_class):
+            code = int(status.Status) if status is not None and "Status" in status else None
+            cat = status_category(code)
+            if cat == "pending" and ds is not None:
+                yield ds
+            elif cat in ("success", "cancel"):
+                return
+            else:
+                hint = "see the PACS log"
+                if code is None:
+                    hint = "the association was lost or timed out; check the peer is healthy"
+                elif code in (0x0124, 0xC000, 0xC001) and sop_class == MWL_FIND:
+                    hint = (
+                        f"Orthanc >= 1.10 refuses worklist queries from unknown AEs: register "
+                        f"calling AE {calling_aet} with AllowFindWorklist, or set "
+                        f"DicomAlwaysAllowFindWorklist (C-ECHO still works meanwhile)"
+                    )
+                raise DimseFailure(
+                    f"{what} C-FIND to {peer} failed: 0x{code or 0:04X} {status_name(code)}",
+                    hint,
+                    status=code,
+                )
+
+
+def find_worklist(
+    peer: Peer, calling_aet: str, query: WorklistQuery, timeout: float = 10.0
+) -> list[dict[str, str]]:
+    """MWL C-FIND (PS3.4 K): one dict per scheduled procedure step that matches."""
+    answers = _c_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout, "worklist")
+    return [answer_to_dict(ds) for ds in answers]
+
+
+def find_worklist_datasets(
+    peer: Peer, calling_aet: str, query: WorklistQuery, timeout: float = 10.0
+) -> list[Dataset]:
+    return list(_c_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout, "worklist"))
+
+
+@dataclass
+class StudyQuery:
+    patient_id: str = ""
+    patient_name: str = ""
+    accession: str = ""
+    date: str = ""
+    modality: str = ""
+    study_uid: str = ""
+
+    def identifier(self) -> Dataset:
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        if any(not v.isascii() for v in (self.patient_name,)):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName = self.patient_name
+        ds.PatientID = self.patient_id
+        ds.AccessionNumber = self.accession
+        ds.StudyDate = self.date
+        ds.StudyTime = ""
+        ds.StudyDescription = ""
+        ds.ModalitiesInStudy = self.modality
+        ds.StudyInstanceUID = self.study_uid
+        ds.NumberOfStudyRelatedSeries = ""
+        ds.NumberOfStudyRelatedInstances = ""
+        return ds
+
+
+def find_studies(
+    peer: Peer, calling_aet: str, query: StudyQuery, timeout: float = 10.0
+) -> list[dict[str, str]]:
+    """Study Root C-FIND at STUDY level (PS3.4 C.6.2)."""
+    rows = []
+    for ds in _c_find(peer, calling_aet, STUDY_ROOT_FIND, query.identifier(), timeout, "study"):
+        rows.append(
+            {
+                "patient_name": str(ds.get("PatientName", "")),
+                "patient_id": str(ds.get("PatientID", "")),
+                "accession": str(ds.get("AccessionNumber", "")),
+                "study_date": str(ds.get("StudyDate", "")),
+                "study_description": str(ds.get("StudyDescription", "")),
+                "modalities": "\\".join(_multi(ds.get("ModalitiesInStudy", ""))),
+                "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+                "series": str(ds.get("NumberOfStudyRelatedSeries", "")),
+                "instances": str(ds.get("NumberOfStudyRelatedInstances", "")),
+            }
+        )
+    return rows
+
+
+def _multi(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+# ---- C-STORE ---------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: int | None = None
+    status_name: str = ""
+    sop_instance_uid: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and status_category(self.status) in ("success", "warning")
+
+
+@dataclass
+class StoreReport:
+    peer: str
+    results: list[FileResult] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)  # not DICOM / unreadable
+    seconds: float = 0.0
+    bytes_sent: int = 0
+
+    @property
+    def sent_ok(self) -> list[FileResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """Every file that was not acknowledged with Success (or a Warning)."""
+        return [r for r in self.results if not r.ok] + self.skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "sent": len(self.sent_ok),
+            "failed": len([r for r in self.results if not r.ok]),
+            "skipped": len(self.skipped),
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes_sent,
+            "files": [asdict(r) | {"ok": r.ok} for r in self.results + self.skipped],
+            "not_stored": [r.path for r in self.failed],
+        }
+
+
+def collect_files(paths: Iterable[Path]) -> list[Path]:
+    """Files and folders (recursively, sorted) -> files. Missing paths are a usage error."""
+    out: list[Path] = []
+    missing = []
+    for p in paths:
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+        elif p.exists():
+            out.append(p)
+        else:
+            missing.append(str(p))
+    if missing:
+        raise UsageError(
+            f"no such file or folder: {', '.join(missing)}", "check the path(s) and try again"
+        )
+    return out
+
+
+@dataclass
+class _Prepared:
+    path: Path
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
+    size: int
+
+
+def _prepare(path: Path) -> _Prepared | FileResult:
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        meta = ds.file_meta
+        ts = str(meta.TransferSyntaxUID)
+        sop_class = str(ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID", ""))
+        sop_inst = str(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID", ""))
+    except (InvalidDicomError, AttributeError) as exc:
+        return FileResult(str(path), error=f"not a DICOM Part 10 file ({exc})")
+    except PermissionError:
+        return FileResult(str(path), error="permission denied: cannot read the file")
+    except Exception as exc:  # a truncated or corrupt file: name it, don't crash the batch
+        return FileResult(str(path), error=f"unreadable DICOM file: {exc}")
+    if sop_class == MEDIA_STORAGE_DIRECTORY:
+        return FileResult(str(path), error="a DICOMDIR (media index), not an instance to store")
+    if not sop_class or not sop_inst:
+        return FileResult(str(path), error="no SOP Class/Instance UID: not a storable instance")
+    return _Prepared(path, sop_class, sop_inst, ts, path.stat().st_size)
+
+
+ProgressFn = Callable[[FileResult], None]
+
+
+def store_files(
+    peer: Peer,
+    calling_aet: str,
+    files: list[Path],
+    *,
+    timeout: float = 30.0,
+    progress: ProgressFn | None = None,
+    skip_instances: set[str] | None = None,
+) -> StoreReport:
+    """C-STORE every file, on as few associations as the 128-context limit allows.
+
+    Each (SOP class, transfer syntax) pair gets its own presentation context proposing the
+    file's own transfer syntax, so compressed files are sent as they are (nothing decoded).
+    """
+    from pynetdicom.presentation import build_context
+
+    report = StoreReport(str(peer))
+    t0 = time.perf_counter()
+    prepared: list[_Prepared] = []
+    for f in files:
+        p = _prepare(f)
+        if isinstance(p, FileResult):
+            report.skipped.append(p)
+            if progress:
+                progress(p)
+        elif skip_instances and p.sop_instance in skip_instances:
+            continue
+        else:
+            prepared.append(p)
+
+    # Group into batches whose distinct contexts fit in one association.
+    batches: list[list[_Prepared]] = []
+    seen: set[tuple[str, str]] = set()
+    current: list[_Prepared] = []
+    for p in prepared:
+        key = (p.sop_class, p.transfer_syntax)
+        if key not in seen and len(seen) >= MAX_CONTEXTS:
+            batches.append(current)
+            current, seen = [], set()
+        seen.add(key)
+        current.append(p)
+    if current:
+        batches.append(current)
+
+    for batch in batches:
+        pairs = sorted({(p.sop_class, p.transfer_syntax) for p in batch})
+        contexts = [build_context(sc, [ts]) for sc, ts in pairs]
+        queue = list(batch)
+        reconnects = 0
+        while queue:
+            with contextlib.ExitStack() as stack:
+                try:
+                    assoc = stack.enter_context(
+                        association(peer, calling_aet, contexts, timeout=timeout, what="storage")
+                    )
+                except DicomkitError as exc:
+                    if not report.results:
+                        raise  # nothing sent yet: the connection error says it all
+                    for p in queue:
+                        r = FileResult(
+                            str(p.path), None, "", p.sop_instance, f"not sent: {exc.message}"
+                        )
+                        _record(report, r, progress)
+                    queue = []
+                    break
+                accepted = {
+                    (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                    for cx in assoc.accepted_contexts
+                }
+                while queue and assoc.is_established:
+                    p = queue.pop(0)
+                    r = _store_one(assoc, p, accepted)
+                    if r.ok:
+                        report.bytes_sent += p.size
+                    _record(report, r, progress)
+            if queue:
+                # The peer dropped the association (a file it could not take, a restart):
+                # carry on with the rest on a new one, but give up on a peer that keeps dying.
+                reconnects += 1
+                log.warning(
+                    "association lost; reconnecting (%d) for %d file(s)", reconnects, len(queue)
+                )
+                if reconnects > MAX_RECONNECTS:
+                    for p in queue:
+                        r = FileResult(str(p.path), None, "", p.sop_instance,
+                                       "not sent: the peer kept dropping the association")  # fmt: skip
+                        _record(report, r, progress)
+                    queue = []
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _record(report: StoreReport, r: FileResult, progress: ProgressFn | None) -> None:
+    report.results.append(r)
+    if progress:
+        progress(r)
+
+
+def _store_one(assoc: Association, p: _Prepared, accepted: set[tuple[str, str]]) -> FileResult:
+    r = FileResult(str(p.path), sop_instance_uid=p.sop_instance)
+    if (p.sop_class, p.transfer_syntax) not in accepted:
+        r.error = (
+            f"the peer accepted no presentation context for SOP class {p.sop_class} "
+            f"with transfer syntax {p.transfer_syntax}"
+        )
+        return r
+    if not assoc.is_established:
+        r.error = "not sent: the association was lost before this file"
+        return r
+    try:
+        # A path is sent as its encoded bytes: pynetdicom does not decode the pixel data.
+        rsp = assoc.send_c_store(p.path)
+        code = int(rsp.Status) if "Status" in rsp else None
+    except Exception as exc:  # the peer vanished mid-transfer
+        code = None
+        r.error = f"send failed: {exc}"
+    r.status = code
+    r.status_name = status_name(code)
+    if not r.ok and not r.error:
+        r.error = r.status_name
+    return r

@@ -1,0 +1,1 @@
+"""The RIS: an HTTP order API whose orders become Modality Worklist items."""

@@ -1,0 +1,187 @@
+"""The RIS HTTP API (FastAPI): orders in, worklist items out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dicomkit import __version__
+from dicomkit.ris.models import OrderIn, OrderOut
+from dicomkit.ris.store import DuplicateAccession, OrderNotFound, OrderStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # an order is < 1 KiB; anything near this is a mistake or an attack
+
+
+class BodyLimit:
+    """Answer 413 for bodies over ``limit``: by Content-Length up front, and by counting the
+    bytes actually received (a client may lie about Content-Length or send chunks)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _too_large(send, self.limit)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = (
+        b'{"error":"request body too large","hint":"an order is a small JSON object; '
+        b"the limit is " + str(limit).encode() + b' bytes"}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _field_errors(exc: RequestValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        name = ".".join(loc) or "body"
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            msg = "is required"
+        elif err.get("type") == "extra_forbidden":
+            msg = "is not a field of an order (check the spelling)"
+        fields.setdefault(name, msg)
+    return fields
+
+
+def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT") -> FastAPI:
+    store = OrderStore(db_path, worklist_dir, station_aet)
+    recovered = store.recover()
+    if any(recovered.values()):
+        log.warning("recovered after restart: %s", recovered)
+
+    app = FastAPI(
+        title="dicomkit RIS",
+        version=__version__,
+        description=(
+            "A teaching RIS: each order becomes a DICOM Modality Worklist item (a `.wl` file) "
+            "that the lab's MWL SCP serves to modalities."
+        ),
+    )
+    app.add_middleware(BodyLimit)
+    app.state.store = store
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": "invalid order",
+                "fields": fields,
+                "hint": "fix the fields named in 'fields' (DICOM VR limits apply)",
+            },
+        )
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """Liveness and the worklist folder's state."""
+        return {
+            "status": "ok",
+            "version": __version__,
+            "orders": store.count(),
+            "worklist_dir": str(store.worklist_dir),
+        }
+
+    @app.post("/orders", status_code=201, response_model=OrderOut, tags=["orders"])
+    def create_order(order: OrderIn) -> Any:
+        """Place an order; its worklist item is written before the answer is sent."""
+        try:
+            return store.create(order)
+        except DuplicateAccession:
+            return JSONResponse(
+                status_code=409,
+                content={
+                    "error": f"accession {order.accession} already has an order",
+                    "hint": "use a new accession number, or cancel the old order first "
+                    "(DELETE /orders/{accession})",
+                },
+            )
+
+    @app.get("/orders", response_model=list[OrderOut], tags=["orders"])
+    def list_orders() -> Any:
+        """Every order, oldest first."""
+        return store.list()
+
+    @app.get("/orders/{accession}", response_model=OrderOut, tags=["orders"])
+    def get_order(accession: str) -> Any:
+        try:
+            return store.get(accession)
+        except OrderNotFound:
+            return _not_found(accession)
+
+    @app.delete("/orders/{accession}", response_model=OrderOut, tags=["orders"])
+    def cancel_order(accession: str) -> Any:
+        """Cancel an order and remove its worklist item."""
+        try:
+            return store.delete(accession)
+        except OrderNotFound:
+            return _not_found(accession)
+
+    return app
+
+
+def _not_found(accession: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=404,
+        content={
+            "error": f"no order with accession {accession}",
+            "hint": "list orders with GET /orders (dicomkit order list)",
+        },
+    )

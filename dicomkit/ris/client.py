@@ -1,0 +1,62 @@
+"""The RIS API from the client side (what `dicomkit order ...` and the lessons call)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from dicomkit.errors import ConnectionFailed, RisError
+
+
+class RisClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, **kw: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            r = httpx.request(method, url, timeout=self.timeout, **kw)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(
+                f"the RIS does not answer at {self.base_url} ({type(exc).__name__})",
+                "start the lab with `dicomkit up` (check `dicomkit status`)",
+            ) from None
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"error": r.text[:200]}
+            msg = body.get("error") or body.get("detail") or r.reason_phrase
+            fields = body.get("fields")
+            if fields:
+                msg = f"{msg}: " + "; ".join(f"{k} {v}" for k, v in fields.items())
+            raise RisError(
+                f"RIS answered {r.status_code}: {msg}",
+                body.get("hint", ""),
+                status=r.status_code,
+                fields=fields or {},
+            )
+        return r.json()
+
+    def create_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._request("POST", "/orders", json=order))
+
+    def list_orders(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/orders"))
+
+    def get_order(self, accession: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/orders/{_quote(accession)}"))
+
+    def cancel_order(self, accession: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/orders/{_quote(accession)}"))
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/healthz"))
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")

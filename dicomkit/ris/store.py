@@ -1,0 +1,152 @@
+"""The RIS's order book: SQLite for the orders, one ``.wl`` file per order for the worklist.
+
+Creating an order writes the worklist file first (atomically), then commits the row; a failure
+in between removes the file, so there is never a worklist item without an order or the reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from dicomkit.dicom import worklist
+from dicomkit.ris.models import OrderIn, OrderOut
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateAccession(Exception):
+    pass
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    accession TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+
+
+class OrderStore:
+    def __init__(self, db_path: Path, worklist_dir: Path, default_station_aet: str = "DICOMKIT"):
+        self.db_path = Path(db_path)
+        self.worklist_dir = Path(worklist_dir)
+        self.default_station_aet = default_station_aet
+        self._lock = threading.Lock()
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.worklist_dir.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA synchronous=FULL")  # an acknowledged order survives a crash
+            yield db
+        finally:
+            db.close()
+
+    def recover(self) -> dict[str, int]:
+        """After a crash: rewrite missing worklist files, drop leftover temporary files."""
+        rewritten = removed = 0
+        for tmp in self.worklist_dir.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+        for out in self.list():
+            path = worklist.item_path(self.worklist_dir, out.worklist_item_id)
+            if not path.exists():
+                worklist.write_item(
+                    self.worklist_dir, out.worklist_item_id, worklist.build_item(out)
+                )
+                rewritten += 1
+        return {"rewritten": rewritten, "removed_tmp": removed}
+
+    def create(self, order: OrderIn) -> OrderOut:
+        from pydicom.uid import generate_uid
+
+        item_id = worklist.new_item_id()
+        date, time = order.scheduled()
+        out = OrderOut(
+            order=order,
+            worklist_item_id=item_id,
+            study_instance_uid=generate_uid(),
+            requested_procedure_id=f"RP{item_id[:14].upper()}",
+            scheduled_procedure_step_id=f"SPS{item_id[:13].upper()}",
+            scheduled_date=date,
+            scheduled_time=time,
+            station_aet=order.station_aet or self.default_station_aet,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        # One writer at a time inside this process; BEGIN IMMEDIATE guards across processes.
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT 1 FROM orders WHERE accession = ?", (order.accession,)
+                ).fetchone()
+                if row:
+                    raise DuplicateAccession(order.accession)
+                path = worklist.write_item(self.worklist_dir, item_id, worklist.build_item(out))
+                try:
+                    db.execute(
+                        "INSERT INTO orders (accession, item_id, created, data) VALUES (?,?,?,?)",
+                        (order.accession, item_id, out.created, out.model_dump_json()),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                    raise
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        log.info("order created: worklist item %s", item_id)
+        return out
+
+    def get(self, accession: str) -> OrderOut:
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
+        if not row:
+            raise OrderNotFound(accession)
+        return OrderOut.model_validate(json.loads(row[0]))
+
+    def list(self) -> list[OrderOut]:
+        with self._connect() as db:
+            rows = db.execute("SELECT data FROM orders ORDER BY created, accession").fetchall()
+        return [OrderOut.model_validate(json.loads(r[0])) for r in rows]
+
+    def delete(self, accession: str) -> OrderOut:
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
+            if not row:
+                db.execute("ROLLBACK")
+                raise OrderNotFound(accession)
+            out = OrderOut.model_validate(json.loads(row[0]))
+            # Remove the worklist item first: a cancelled order must stop matching at once.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(worklist.item_path(self.worklist_dir, out.worklist_item_id))
+            db.execute("DELETE FROM orders WHERE accession = ?", (accession,))
+            db.execute("COMMIT")
+        return out
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])

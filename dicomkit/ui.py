@@ -1,0 +1,67 @@
+"""The one Rich console, the theme, and small helpers for panels, tables and JSON.
+
+Human output goes to stdout through ``console``; errors and progress go to stderr through
+``err_console`` so that ``--json`` leaves nothing but JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.theme import Theme
+
+THEME = Theme(
+    {
+        "ok": "bold green",
+        "fail": "bold red",
+        "warn": "yellow",
+        "hint": "cyan",
+        "muted": "grey50",
+        "cmd": "bold magenta",
+        "actor": "bold white on blue",
+    }
+)
+
+console = Console(theme=THEME, highlight=False)
+err_console = Console(theme=THEME, stderr=True, highlight=False)
+
+OK = "[ok]✓[/ok]"
+FAIL = "[fail]✗[/fail]"
+
+
+def print_json(data: Any) -> None:
+    """Machine output: one JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def error_panel(message: str, hint: str = "") -> None:
+    body = f"[fail]{escape(message)}[/fail]"
+    if hint:
+        body += f"\n[hint]Fix:[/hint] {escape(hint)}"
+    err_console.print(Panel(body, title="error", border_style="red", expand=False))
+
+
+def equivalent(command: str, label: str = "Equivalent") -> None:
+    """Show the DCMTK / curl command that does the same thing."""
+    console.print(f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]")
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[escape("" if v is None else str(v)) for v in r])
+    return t
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)

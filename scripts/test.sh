@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian packages, a venv with the dev extras) and run every check.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# Real peers: Orthanc (+ DICOMweb plugin) and DCMTK. Docker is set up by scripts/docker-setup.sh.
+missing=()
+for pkg in orthanc orthanc-dicomweb dcmtk; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  # policy-rc.d keeps Debian's orthanc service from starting on 4242/8042 during install.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+if [ -f scripts/docker-setup.sh ]; then
+  # Best effort: when no Docker Engine can run, the docker tests skip and say why.
+  bash scripts/docker-setup.sh || echo "== docker setup failed: docker-engine tests will skip"
+fi
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy dicomkit
+echo "== pytest"
+.venv/bin/pytest -q -ra "$@"

@@ -1,0 +1,154 @@
+"""Shared fixtures: real servers on free ports, waited for, torn down (never mocked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomkit.config import LabConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lab_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")}
+    env["DICOMKIT_HOME"] = str(home)
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Lab:
+    """A running lab (any engine) and a way to drive the real CLI against it."""
+
+    engine: str
+    home: Path
+    cfg: LabConfig
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return lab_env(self.home, **extra)
+
+    def cli(
+        self, *args: str, timeout: float = 120, input: str | None = None, **env: str
+    ) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dicomkit", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def make_config(home: Path, engine: str) -> LabConfig:
+    return LabConfig(
+        home=home,
+        dicom_port=free_port(),
+        mwl_port=free_port(),
+        http_port=free_port(),
+        ris_port=free_port(),
+        engine=engine,
+    )
+
+
+def _env_for(cfg: LabConfig) -> dict[str, str]:
+    return {
+        "DICOMKIT_DICOM_PORT": str(cfg.dicom_port),
+        "DICOMKIT_MWL_PORT": str(cfg.mwl_port),
+        "DICOMKIT_HTTP_PORT": str(cfg.http_port),
+        "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+    }
+
+
+def engine_available(name: str) -> tuple[bool, str]:
+    from dicomkit.engines.base import get_engine
+    from dicomkit.errors import EngineError
+
+    try:
+        return get_engine(name).available()
+    except EngineError as exc:
+        return False, exc.message
+
+
+def start_lab(home: Path, engine: str) -> Lab:
+    ok, why = engine_available(engine)
+    if not ok:
+        pytest.skip(f"{engine} engine not available here: {why}")
+    cfg = make_config(home, engine)
+    lab = Lab(engine, home, cfg)
+    r = lab.cli("up", "--engine", engine, "--json", **_env_for(cfg))
+    assert r.code == 0, f"dicomkit up failed ({r.code}):\n{r.out}\n{r.err}"
+    return lab
+
+
+def stop_lab(lab: Lab) -> None:
+    r = lab.cli("down")
+    assert r.code == 0, r.err
+
+
+# Engines the workflow suite runs on. Docker joins when its images exist (see tests for docker).
+WORKFLOW_ENGINES = ["native", "embedded"]
+
+
+@pytest.fixture(scope="module", params=WORKFLOW_ENGINES)
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    home = tmp_path_factory.mktemp(f"lab-{request.param}")
+    lab = start_lab(home, request.param)
+    try:
+        yield lab
+    finally:
+        stop_lab(lab)
+
+
+@pytest.fixture(scope="module")
+def native_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    home = tmp_path_factory.mktemp("lab-native")
+    lab = start_lab(home, "native")
+    try:
+        yield lab
+    finally:
+        stop_lab(lab)
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} (DCMTK) is not installed")
+    return path
+
+
+def testdata(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name)
+    assert p is not None, name
+    return Path(str(p))
