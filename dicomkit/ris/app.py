@@ -159,14 +159,14 @@ def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT")
         """Every order, oldest first."""
         return store.list()
 
-    @app.get("/orders/{accession}", response_model=OrderOut, tags=["orders"])
+    @app.get("/orders/{accession:path}", response_model=OrderOut, tags=["orders"])
     def get_order(accession: str) -> Any:
         try:
             return store.get(accession)
         except OrderNotFound:
             return _not_found(accession)
 
-    @app.delete("/orders/{accession}", response_model=OrderOut, tags=["orders"])
+    @app.delete("/orders/{accession:path}", response_model=OrderOut, tags=["orders"])
     def cancel_order(accession: str) -> Any:
         """Cancel an order and remove its worklist item."""
         try:

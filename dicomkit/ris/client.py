@@ -59,4 +59,5 @@ class RisClient:
 def _quote(value: str) -> str:
     from urllib.parse import quote
 
-    return quote(value, safe="")
+    # Dots too: a client must not "normalise" an accession like ".." into another path.
+    return quote(value, safe="").replace(".", "%2E")
