@@ -1,0 +1,372 @@
+"""The lesson runner and verify: what ``dicomkit lesson/next/verify/lessons/hint/reset`` hand off to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dicomkit.config import LabConfig
+from dicomkit.errors import ExitCode, LabNotRunning, UsageError
+from dicomkit.tutor.context import CheckResult, LabContext
+from dicomkit.tutor.course import Course, Lesson, Question, fill, load_course
+from dicomkit.tutor.progress import Progress
+from dicomkit.tutor.screen import Screen
+
+MAX_TRIES = 3  # wrong answers before the tutor shows the right one and moves on
+
+
+def lab_context(cfg: LabConfig, progress: Progress, lesson: int = 0) -> LabContext:
+    """The running lab, or LabNotRunning that says how to start one."""
+    from dicomkit.engines.base import read_state
+    from dicomkit.engines.process import port_answers
+
+    state = read_state(cfg)
+    if state is None:
+        raise LabNotRunning(
+            "no lab is running, so there is nothing to run or check against",
+            "start it with `dicomkit up` (Next: dicomkit up)",
+        )
+    ep = state.endpoints
+    if not port_answers(ep.host, ep.dicom_port):
+        raise LabNotRunning(
+            f"the lab's PACS does not answer on {ep.host}:{ep.dicom_port}",
+            "restart it with `dicomkit down && dicomkit up` (see `dicomkit status`)",
+        )
+    return LabContext(cfg, ep, state.engine, progress, lesson)
+
+
+def next_command(course: Course, progress: Progress) -> str:
+    current = progress.current([lesson.number for lesson in course.lessons])
+    return f"dicomkit lesson {current}" if current is not None else "dicomkit verify"
+
+
+# ---- the course list -----------------------------------------------------------------------
+
+
+def course_status(cfg: LabConfig) -> dict[str, Any]:
+    course = load_course()
+    progress = Progress.load(cfg.home)
+    current = progress.current([lesson.number for lesson in course.lessons])
+    lessons = []
+    for lesson in course.lessons:
+        status = progress.status(lesson.number)
+        mark = "done" if status == "done" else "current" if lesson.number == current else "todo"
+        lessons.append({"number": lesson.number, "slug": lesson.slug, "title": lesson.title,
+                        "status": mark, "started": status == "started"})  # fmt: skip
+    return {
+        "lessons": lessons,
+        "current": current,
+        "next": next_command(course, progress),
+        "progress_file": str(progress.path),
+    }
+
+
+def hint(cfg: LabConfig, number: int | None) -> tuple[Lesson, str]:
+    course = load_course()
+    if number is None:
+        progress = Progress.load(cfg.home)
+        number = progress.current([lesson.number for lesson in course.lessons])
+        if number is None:
+            number = course.lessons[-1].number
+    lesson = course.get(number)
+    from dicomkit.engines.base import read_state
+
+    state = read_state(cfg)
+    ep = state.endpoints if state is not None else cfg.endpoints()
+    values = {"host": ep.host, "pacs_aet": ep.pacs_aet, "aet": cfg.aet,
+              "dicom_port": ep.dicom_port, "mwl_port": ep.mwl_port, "http_port": ep.http_port,
+              "ris_port": ep.ris_port, "ris_url": ep.ris_url, "pacs_url": ep.pacs_url,
+              "dicomweb_url": ep.dicomweb_url, "engine": state.engine if state else cfg.engine}  # fmt: skip
+    return lesson, fill(lesson.hints, values)
+
+
+def reset(cfg: LabConfig, number: int | None, everything: bool) -> str:
+    if everything:
+        existed = Progress.reset_all(cfg.home)
+        return "progress cleared: the course starts again at lesson 1" if existed else (
+            "there was no progress to clear")  # fmt: skip
+    if number is None:
+        raise UsageError("say which lesson to reset", "dicomkit reset 3, or dicomkit reset --all")
+    course = load_course()
+    course.get(number)
+    removed = Progress.load(cfg.home).reset(number)
+    return (
+        f"lesson {number} is to do again (what it did in the lab stays there)"
+        if removed
+        else f"lesson {number} had no progress to reset"
+    )
+
+
+# ---- running a lesson ----------------------------------------------------------------------
+
+
+@dataclass
+class LessonOutcome:
+    lesson: Lesson
+    checks: list[CheckResult]
+    passed: bool
+    next: str
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.OK if self.passed else ExitCode.FAILED
+
+
+def pick_next(cfg: LabConfig) -> int:
+    course = load_course()
+    progress = Progress.load(cfg.home)
+    current = progress.current([lesson.number for lesson in course.lessons])
+    if current is None:
+        raise UsageError(
+            "every lesson is done",
+            "check them all with `dicomkit verify`, or redo one with `dicomkit lesson N`",
+        )
+    return current
+
+
+def run_lesson(cfg: LabConfig, number: int, screen: Screen) -> LessonOutcome:
+    from rich.panel import Panel
+
+    from dicomkit import ui
+    from dicomkit.tutor.actions import ACTIONS
+    from dicomkit.tutor.checks import run_check
+    from dicomkit.tutor.screen import workflow_diagram
+
+    course = load_course()
+    lesson = course.get(number)
+    progress = Progress.load(cfg.home)
+    ctx = lab_context(cfg, progress, number)
+    ctx.screen = screen
+    values = ctx.values()
+    progress.start(number)
+    total = course.lessons[-1].number
+    screen.show(Panel(f"[bold]{ui.escape(lesson.title)}[/bold]",
+                      title=f"Lesson {number} of {total}", expand=False))  # fmt: skip
+    screen.show(workflow_diagram(lesson.actor))
+    recap: list[str] = []
+    in_recap = False
+    try:
+        for seg in lesson.segments:
+            if seg.kind == "recap":
+                in_recap = True
+            elif in_recap and seg.kind == "text":
+                recap.append(fill(seg.value, values))
+            elif seg.kind == "text":
+                screen.markdown(fill(seg.value, values))
+            elif seg.kind == "diagram":
+                screen.show(workflow_diagram(seg.value))
+            elif seg.kind == "action":
+                ACTIONS[seg.value](ctx)
+            elif seg.kind == "question":
+                ask(screen, lesson.questions[seg.value], values, lesson)
+    except KeyboardInterrupt:
+        # Every outcome so far was saved atomically; the lesson just is not marked done.
+        screen.show(
+            f"\n[warn]Stopped. Lesson {number} is not marked done; rerun it with "
+            f"`dicomkit lesson {number}`.[/warn]"
+        )
+        raise
+    results = [run_check(name, ctx) for name in lesson.checks]
+    screen.show(check_table(f"Checks for lesson {number}", results))
+    passed = all(r.ok or r.skipped for r in results)
+    if passed:
+        progress.complete(number)
+        if recap:
+            from rich.markdown import Markdown
+
+            screen.show(Panel(Markdown("\n\n".join(recap)), title="Recap", border_style="green"))
+        nxt = next_command(course, progress)
+    else:
+        for r in results:
+            if not (r.ok or r.skipped) and r.fix:
+                screen.show(f"[hint]Fix:[/hint] {ui.escape(r.fix)}")
+        nxt = f"dicomkit lesson {number}"
+    screen.show(f"Next: [cmd]{nxt}[/cmd]")
+    return LessonOutcome(lesson, results, passed, nxt)
+
+
+def _matches(q: Question, raw: str, values: dict[str, Any]) -> bool | None:
+    """True/False for a valid answer; None when the input is not an answer at all."""
+    text = raw.strip()
+    if not text:
+        return None
+    answer = fill(q.answer, values)
+    if q.choices:
+        choices = [fill(c, values) for c in q.choices]
+        if text.isdigit():
+            i = int(text)
+            return None if not 1 <= i <= len(choices) else choices[i - 1] == answer
+        lowered = [c.lower() for c in choices]
+        if text.lower() in lowered:
+            return choices[lowered.index(text.lower())] == answer
+        return None
+    accepted = {answer.upper(), *(fill(a, values).upper() for a in q.accept)}
+    return text.upper() in accepted
+
+
+def ask(screen: Screen, q: Question, values: dict[str, Any], lesson: Lesson) -> bool:
+    """Ask until right (or MAX_TRIES wrong); returns whether the learner got there alone."""
+    from dicomkit import ui
+
+    answer = fill(q.answer, values)
+    body = ui.escape(fill(q.prompt, values))
+    choices = [fill(c, values) for c in q.choices]
+    if choices:
+        body += "\n" + "\n".join(f"  {i}. {ui.escape(c)}" for i, c in enumerate(choices, 1))
+    from rich.panel import Panel
+
+    screen.show(Panel(body, title="Question", border_style="cyan", expand=False))
+    default = str(choices.index(answer) + 1) if choices else answer
+    how = f"a number 1-{len(choices)}" if choices else "type it"
+    wrong = 0
+    while True:
+        raw = screen.ask(f"Your answer ({how}):", None if screen.interactive else default)
+        verdict = _matches(q, raw, values)
+        if verdict is None:
+            screen.show(f"[warn]Please answer with {how}.[/warn]")
+            continue
+        if verdict:
+            screen.show(f"{ui.OK} Right. {ui.escape(fill(q.explain, values))}")
+            return wrong == 0
+        wrong += 1
+        feedback = fill(q.wrong, values) or "Not quite."
+        if wrong >= MAX_TRIES:
+            screen.show(f"{ui.FAIL} {ui.escape(feedback)}\nThe answer: [bold]{ui.escape(answer)}"
+                        f"[/bold]. {ui.escape(fill(q.explain, values))}")  # fmt: skip
+            return False
+        screen.show(f"{ui.FAIL} Not quite. {ui.escape(feedback)} Try again.")
+
+
+def check_table(title: str, results: list[CheckResult]) -> Any:
+    from rich.table import Table
+
+    from dicomkit import ui
+
+    t = Table(title=title, title_justify="left")
+    for col in ("", "check", "expected", "seen", "time"):
+        t.add_column(col)
+    for r in results:
+        mark = "[muted]–[/muted]" if r.skipped else ui.OK if r.ok else ui.FAIL
+        seen = r.seen + (" (skipped)" if r.skipped else "")
+        t.add_row(mark, r.name, ui.escape(r.expected), ui.escape(seen), f"{r.ms:.0f} ms")
+    return t
+
+
+# ---- verify --------------------------------------------------------------------------------
+
+
+@dataclass
+class LessonVerdict:
+    lesson: Lesson
+    done: bool
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.done and all(c.ok or c.skipped for c in self.checks)
+
+
+@dataclass
+class VerifyReport:
+    verdicts: list[LessonVerdict]
+    next: str
+    engine: str
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.OK if self.ok else ExitCode.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "engine": self.engine,
+            "next": self.next,
+            "lessons": [
+                {
+                    "number": v.lesson.number,
+                    "slug": v.lesson.slug,
+                    "title": v.lesson.title,
+                    "done": v.done,
+                    "ok": v.ok,
+                    "checks": [c.to_dict() for c in v.checks],
+                }
+                for v in self.verdicts
+            ],
+        }
+
+
+def verify(cfg: LabConfig, number: int | None) -> VerifyReport:
+    from dicomkit.tutor.checks import run_check
+
+    course = load_course()
+    scope = [course.get(number)] if number is not None else course.lessons
+    progress = Progress.load(cfg.home)
+    ctx = lab_context(cfg, progress)
+    verdicts = []
+    for lesson in scope:
+        if not progress.is_done(lesson.number):
+            verdicts.append(LessonVerdict(lesson, False))
+            continue
+        ctx.lesson = lesson.number
+        verdicts.append(LessonVerdict(lesson, True, [run_check(c, ctx) for c in lesson.checks]))
+    failed = [v for v in verdicts if v.done and not v.ok]
+    if failed:
+        nxt = f"dicomkit lesson {failed[0].lesson.number}"
+    else:
+        todo = [v for v in verdicts if not v.done]
+        nxt = f"dicomkit lesson {todo[0].lesson.number}" if todo else next_command(course, progress)
+        if not todo and nxt == "dicomkit verify":
+            nxt = "the course is complete: explore with `dicomkit order create --help`"
+    return VerifyReport(verdicts, nxt, ctx.engine)
+
+
+def show_verify(report: VerifyReport, screen: Screen) -> None:
+    from dicomkit import ui
+
+    for v in report.verdicts:
+        head = f"Lesson {v.lesson.number}: {ui.escape(v.lesson.title)}"
+        if not v.done:
+            screen.show(f"{ui.FAIL} {head}\n    expected: lesson done   seen: not done yet   "
+                        f"fix: [cmd]dicomkit lesson {v.lesson.number}[/cmd]")  # fmt: skip
+            continue
+        screen.show(f"{ui.OK if v.ok else ui.FAIL} {head}")
+        for c in v.checks:
+            mark = "[muted]–[/muted]" if c.skipped else ui.OK if c.ok else ui.FAIL
+            line = f"    {mark} {c.name}: {ui.escape(c.seen)}"
+            if c.skipped:
+                line += f" [muted](skipped: {ui.escape(c.fix)})[/muted]"
+            elif not c.ok:
+                line += (f"\n        expected: {ui.escape(c.expected)}"
+                         f"\n        seen:     {ui.escape(c.seen)}"
+                         f"\n        [hint]fix:[/hint]      {ui.escape(c.fix)}")  # fmt: skip
+            screen.show(line)
+    passed = sum(v.ok for v in report.verdicts)
+    screen.show(
+        f"\n{ui.OK if report.ok else ui.FAIL} {passed}/{len(report.verdicts)} lesson(s) verified "
+        f"against the live lab ({report.engine} engine)"
+    )
+    screen.show(f"Next: [cmd]{ui.escape(report.next)}[/cmd]")
+
+
+def show_course(status: dict[str, Any], screen: Screen) -> None:
+    from rich.table import Table
+
+    from dicomkit import ui
+
+    t = Table(title="dicomkit course", title_justify="left")
+    for col in ("", "#", "lesson"):
+        t.add_column(col)
+    marks = {"done": ui.OK, "current": "[bold cyan]▶[/bold cyan]", "todo": "[muted]·[/muted]"}
+    for row in status["lessons"]:
+        title = ui.escape(row["title"])
+        if row["status"] == "current":
+            title = f"[bold]{title}[/bold]" + (
+                " [muted](started)[/muted]" if row["started"] else ""
+            )
+        t.add_row(marks[row["status"]], str(row["number"]), title)
+    screen.show(t)
+    screen.show(f"Next: [cmd]{ui.escape(status['next'])}[/cmd]")

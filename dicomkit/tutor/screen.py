@@ -1,0 +1,84 @@
+"""How the tutor talks to the learner: a small interface, and its Rich implementation.
+
+Actions and the runner only call ``Screen`` methods; the Rich one writes through ``dicomkit.ui``
+(the one console), so the tutor never prints on its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+from dicomkit import ui
+
+ACTOR_LABELS = {
+    "ris": "RIS",
+    "worklist": "Worklist (MWL SCP)",
+    "modality": "Modality",
+    "pacs": "PACS",
+}
+ACTOR_ARROWS = {"ris": "writes item", "worklist": "C-FIND", "modality": "C-STORE"}
+
+
+class Screen(Protocol):
+    interactive: bool  # a person answers the prompts
+    colour: bool  # colours reach a terminal (thumbnails make sense)
+
+    def show(self, renderable: Any) -> None: ...
+
+    def markdown(self, text: str) -> None: ...
+
+    def equivalent(self, command: str, label: str = "Equivalent") -> None: ...
+
+    def ask(self, prompt: str, default: str | None = None) -> str: ...
+
+
+class RichScreen:
+    def __init__(self, no_input: bool = False) -> None:
+        # Scripts, CI and pipes get the default answers: never block on a prompt nobody sees.
+        self.interactive = not no_input and sys.stdin.isatty()
+        self.colour = ui.console.is_terminal and ui.console.color_system is not None
+
+    def show(self, renderable: Any) -> None:
+        ui.console.print(renderable)
+
+    def markdown(self, text: str) -> None:
+        from rich.markdown import Markdown
+
+        ui.console.print(Markdown(text))
+
+    def equivalent(self, command: str, label: str = "Equivalent") -> None:
+        ui.equivalent(command, label)
+
+    def ask(self, prompt: str, default: str | None = None) -> str:
+        if not self.interactive:
+            shown = default or ""
+            ui.console.print(f"[hint]?[/hint] {prompt} [muted](no input: default)[/muted] {shown}")
+            return shown
+        from rich.prompt import Prompt
+
+        if default is None:
+            return Prompt.ask(f"[hint]?[/hint] {prompt}", console=ui.console)
+        return Prompt.ask(f"[hint]?[/hint] {prompt}", console=ui.console, default=default)
+
+
+def workflow_diagram(current: str) -> Any:
+    """RIS -> Worklist -> Modality -> PACS, with the actor of this step highlighted."""
+    from rich.text import Text
+
+    line = Text()
+    for i, actor in enumerate(("ris", "worklist", "modality", "pacs")):
+        label = f" {ACTOR_LABELS[actor]} "
+        line.append(f"[{label}]", style="actor" if actor == current else "muted")
+        if actor in ACTOR_ARROWS:
+            line.append(f" ─{ACTOR_ARROWS[actor]}─▶ ", style="muted")
+        if i == 3:
+            break
+    marker = Text()
+    plain = line.plain
+    start = plain.find(f"[ {ACTOR_LABELS.get(current, '')} ]")
+    if start >= 0:
+        marker.append(" " * start + "▲ this step", style="bold")
+    from rich.console import Group
+
+    return Group(line, marker)
