@@ -1,0 +1,389 @@
+"""The index of stored instances: SQLite (stdlib, WAL) with one table per DICOM level.
+
+Resources carry Orthanc's identifiers (SHA-1 of "PatientID|StudyInstanceUID|...", in five
+groups of eight hex digits), so a study has the same id on both engines and REST calls that
+name ids work unchanged. Each level keeps the "main DICOM tags" Orthanc keeps, as JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+
+# Orthanc 1.10's main DICOM tags per level (OrthancFramework/Sources/DicomFormat/DicomTag.cpp).
+PATIENT_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDs")
+STUDY_TAGS = (
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "StudyDescription",
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "RequestedProcedureDescription",
+    "InstitutionName",
+    "RequestingPhysician",
+    "ReferringPhysicianName",
+)
+SERIES_TAGS = (
+    "SeriesDate",
+    "SeriesTime",
+    "Modality",
+    "Manufacturer",
+    "StationName",
+    "SeriesDescription",
+    "BodyPartExamined",
+    "SequenceName",
+    "ProtocolName",
+    "SeriesNumber",
+    "OperatorsName",
+    "PerformedProcedureStepDescription",
+    "SeriesInstanceUID",
+)
+INSTANCE_TAGS = (
+    "InstanceCreationDate",
+    "InstanceCreationTime",
+    "AcquisitionNumber",
+    "InstanceNumber",
+    "NumberOfFrames",
+    "SOPInstanceUID",
+    "ImageComments",
+)
+# Also indexed at the instance level for Q/R (Orthanc keeps it as metadata).
+EXTRA_INSTANCE_TAGS = ("SOPClassUID",)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients(id),
+    study_uid TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS series (
+    id TEXT PRIMARY KEY, study TEXT NOT NULL REFERENCES studies(id),
+    series_uid TEXT NOT NULL, modality TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY, series TEXT NOT NULL REFERENCES series(id),
+    sop_uid TEXT NOT NULL UNIQUE, sop_class TEXT NOT NULL, transfer_syntax TEXT NOT NULL,
+    path TEXT NOT NULL, size INTEGER NOT NULL, received TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient);
+CREATE INDEX IF NOT EXISTS series_study ON series(study);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series);
+"""
+
+
+def orthanc_id(*parts: str) -> str:
+    """Orthanc's resource id: SHA-1 of the identifiers joined by '|', as 8-8-8-8-8 hex."""
+    h = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
+    return "-".join(h[i : i + 8] for i in range(0, 40, 8))
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    if keyword not in ds:
+        return None
+    value = ds[keyword].value
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _tags(ds: Dataset, keywords: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for k in keywords:
+        v = _text(ds, k)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+class MissingIdentifier(ValueError):
+    """The dataset lacks a UID the index needs (the instance cannot be stored)."""
+
+
+@dataclass
+class InstanceRecord:
+    patient_key: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class: str
+    transfer_syntax: str
+    patient_tags: dict[str, str] = field(default_factory=dict)
+    study_tags: dict[str, str] = field(default_factory=dict)
+    series_tags: dict[str, str] = field(default_factory=dict)
+    instance_tags: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+    size: int = 0
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, transfer_syntax: str) -> InstanceRecord:
+        ids = {}
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+            v = _text(ds, k)
+            if not v:
+                raise MissingIdentifier(f"the data set has no {k}")
+            ids[k] = v
+        return cls(
+            patient_key=_text(ds, "PatientID") or "",
+            study_uid=ids["StudyInstanceUID"],
+            series_uid=ids["SeriesInstanceUID"],
+            sop_uid=ids["SOPInstanceUID"],
+            sop_class=ids["SOPClassUID"],
+            transfer_syntax=transfer_syntax,
+            patient_tags=_tags(ds, PATIENT_TAGS),
+            study_tags=_tags(ds, STUDY_TAGS),
+            series_tags=_tags(ds, SERIES_TAGS),
+            instance_tags=_tags(ds, INSTANCE_TAGS + EXTRA_INSTANCE_TAGS),
+        )
+
+    @property
+    def ids(self) -> tuple[str, str, str, str]:
+        p = self.patient_key
+        return (
+            orthanc_id(p),
+            orthanc_id(p, self.study_uid),
+            orthanc_id(p, self.study_uid, self.series_uid),
+            orthanc_id(p, self.study_uid, self.series_uid, self.sop_uid),
+        )
+
+
+@dataclass
+class Resource:
+    """One row of a level with its own tags, its parents' tags and derived counts."""
+
+    level: str
+    id: str
+    parent: str
+    tags: dict[str, str]
+    parent_tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the association threads, one statement at a time.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # The commit is fsynced: an acknowledged instance is indexed after a crash too.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---- writing ---------------------------------------------------------------------------
+    def instance_path(self, sop_uid: str) -> str | None:
+        rows = self._query("SELECT path FROM instances WHERE sop_uid = ?", (sop_uid,))
+        return str(rows[0][0]) if rows else None
+
+    def add(self, rec: InstanceRecord, received: str) -> bool:
+        """Index an instance. False (nothing changed) when its SOP Instance UID is known."""
+        pid, stid, seid, iid = rec.ids
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO patients (id, patient_id, tags) VALUES (?,?,?)",
+                    (pid, rec.patient_key, json.dumps(rec.patient_tags)),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO studies (id, patient, study_uid, tags) VALUES (?,?,?,?)",
+                    (stid, pid, rec.study_uid, json.dumps(rec.study_tags)),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO series (id, study, series_uid, modality, tags) "
+                    "VALUES (?,?,?,?,?)",
+                    (
+                        seid,
+                        stid,
+                        rec.series_uid,
+                        rec.series_tags.get("Modality", ""),
+                        json.dumps(rec.series_tags),
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO instances (id, series, sop_uid, sop_class, transfer_syntax, "
+                    "path, size, received, tags) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        iid,
+                        seid,
+                        rec.sop_uid,
+                        rec.sop_class,
+                        rec.transfer_syntax,
+                        rec.path,
+                        rec.size,
+                        received,
+                        json.dumps(rec.instance_tags),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    # ---- reading ---------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                name: int(self._db.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
+                for name in ("patients", "studies", "series", "instances")
+            }
+
+    def resources(self, level: str) -> list[Resource]:
+        """Every resource of a level, with parent tags and the counts C-FIND can return
+        (PS3.4 C.3.4 Number of ... Related ..., ModalitiesInStudy, SOPClassesInStudy)."""
+        if level == "PATIENT":
+            rows = self._query(
+                "SELECT p.id, p.tags, "
+                " (SELECT COUNT(*) FROM studies s WHERE s.patient = p.id), "
+                " (SELECT COUNT(*) FROM series se JOIN studies s ON se.study = s.id "
+                "   WHERE s.patient = p.id), "
+                " (SELECT COUNT(*) FROM instances i JOIN series se ON i.series = se.id "
+                "   JOIN studies s ON se.study = s.id WHERE s.patient = p.id) "
+                "FROM patients p ORDER BY p.rowid"
+            )
+            return [
+                Resource(
+                    "PATIENT",
+                    r[0],
+                    "",
+                    json.loads(r[1]),
+                    extra={
+                        "NumberOfPatientRelatedStudies": r[2],
+                        "NumberOfPatientRelatedSeries": r[3],
+                        "NumberOfPatientRelatedInstances": r[4],
+                    },
+                )
+                for r in rows
+            ]
+        if level == "STUDY":
+            rows = self._query(
+                "SELECT s.id, s.patient, s.tags, p.tags, "
+                " (SELECT COUNT(*) FROM series se WHERE se.study = s.id), "
+                " (SELECT COUNT(*) FROM instances i JOIN series se ON i.series = se.id "
+                "   WHERE se.study = s.id), "
+                " (SELECT GROUP_CONCAT(DISTINCT se.modality) FROM series se WHERE se.study = s.id),"
+                " (SELECT GROUP_CONCAT(DISTINCT i.sop_class) FROM instances i "
+                "   JOIN series se ON i.series = se.id WHERE se.study = s.id) "
+                "FROM studies s JOIN patients p ON s.patient = p.id ORDER BY s.rowid"
+            )
+            return [
+                Resource(
+                    "STUDY",
+                    r[0],
+                    r[1],
+                    json.loads(r[2]),
+                    json.loads(r[3]),
+                    extra={
+                        "NumberOfStudyRelatedSeries": r[4],
+                        "NumberOfStudyRelatedInstances": r[5],
+                        "ModalitiesInStudy": sorted(m for m in (r[6] or "").split(",") if m),
+                        "SOPClassesInStudy": sorted(m for m in (r[7] or "").split(",") if m),
+                    },
+                )
+                for r in rows
+            ]
+        if level == "SERIES":
+            rows = self._query(
+                "SELECT se.id, se.study, se.tags, s.tags, p.tags, "
+                " (SELECT COUNT(*) FROM instances i WHERE i.series = se.id) "
+                "FROM series se JOIN studies s ON se.study = s.id "
+                "JOIN patients p ON s.patient = p.id ORDER BY se.rowid"
+            )
+            return [
+                Resource(
+                    "SERIES",
+                    r[0],
+                    r[1],
+                    json.loads(r[2]),
+                    {**json.loads(r[4]), **json.loads(r[3])},
+                    extra={"NumberOfSeriesRelatedInstances": r[5]},
+                )
+                for r in rows
+            ]
+        if level == "IMAGE":
+            rows = self._query(
+                "SELECT i.id, i.series, i.tags, se.tags, s.tags, p.tags, i.path, "
+                " i.transfer_syntax, i.sop_class, i.size "
+                "FROM instances i JOIN series se ON i.series = se.id "
+                "JOIN studies s ON se.study = s.id JOIN patients p ON s.patient = p.id "
+                "ORDER BY i.rowid"
+            )
+            return [
+                Resource(
+                    "IMAGE",
+                    r[0],
+                    r[1],
+                    json.loads(r[2]),
+                    {**json.loads(r[5]), **json.loads(r[4]), **json.loads(r[3])},
+                    extra={"path": r[6], "transfer_syntax": r[7], "sop_class": r[8], "size": r[9]},
+                )
+                for r in rows
+            ]
+        raise ValueError(f"unknown level {level!r}")
+
+    def files_under(self, level: str, ids: list[str]) -> list[tuple[str, str, str]]:
+        """(path, SOP class, transfer syntax) of every instance under the given resources."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        where = {
+            "PATIENT": f"s.patient IN ({marks})",
+            "STUDY": f"s.id IN ({marks})",
+            "SERIES": f"se.id IN ({marks})",
+            "IMAGE": f"i.id IN ({marks})",
+        }[level]
+        rows = self._query(
+            "SELECT i.path, i.sop_class, i.transfer_syntax FROM instances i "
+            "JOIN series se ON i.series = se.id JOIN studies s ON se.study = s.id "
+            f"WHERE {where} ORDER BY i.rowid",
+            tuple(ids),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def children(self, level: str, parent_id: str) -> list[str]:
+        table, col = {"STUDY": ("series", "study"), "PATIENT": ("studies", "patient")}.get(
+            level, ("instances", "series")
+        )
+        rows = self._query(f"SELECT id FROM {table} WHERE {col} = ? ORDER BY rowid", (parent_id,))
+        return [str(r[0]) for r in rows]

@@ -1,0 +1,227 @@
+"""C-FIND attribute matching (PS3.4 C.2.2.2), shared by the worklist and Query/Retrieve.
+
+A query dataset compiles once into ``Constraint`` objects; records to match are "flat":
+``{tag: (value, ...)}`` for plain elements and ``{tag: [flat, ...]}`` for sequences, with
+strings already decoded through the record's own SpecificCharacterSet, so matching compares
+Unicode text whatever the query's or the item's character set.
+
+Where PS3.4 leaves a choice, the choice is Orthanc's, so both engines give the same matches:
+person names match case-insensitively (Orthanc's default ``CaseSensitivePN: false``), other
+values case-sensitively; a key with a value never matches an empty or missing attribute.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+from pydicom.multival import MultiValue
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+Values = tuple[str, ...]
+Flat = dict[int, Union[Values, list["Flat"]]]
+Predicate = Callable[[str], bool]
+
+SPECIFIC_CHARACTER_SET = 0x00080005
+# PS3.4 C.2.2.2.4: wildcards apply to these VRs only.
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+# PS3.4 C.2.2.2.5: range matching applies to dates and times.
+RANGE_VRS = frozenset({"DA", "TM", "DT"})
+# Values we never match on (binary or numeric encodings with no text form to compare).
+_NOT_TEXT = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ"})
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One matching key. ``predicates`` are OR-ed over the record's values (PS3.4 C.2.2.2.1-5);
+    a sequence key holds ``nested`` constraints that one item must all meet (C.2.2.2.6)."""
+
+    tag: int
+    predicates: tuple[Predicate, ...] = ()
+    nested: tuple[Constraint, ...] | None = None
+    # The wanted values when every predicate is plain equality: lets an index look them up.
+    exact: Values | None = None
+
+    def matches(self, record: Flat) -> bool:
+        value = record.get(self.tag)
+        if not value:
+            return False  # a key with a value never matches an empty or missing attribute
+        if self.nested is not None:
+            nested = self.nested
+            return any(
+                isinstance(item, dict) and all(c.matches(item) for c in nested) for item in value
+            )
+        return any(isinstance(v, str) and p(v) for p in self.predicates for v in value)
+
+
+def matches_all(record: Flat, constraints: Iterable[Constraint]) -> bool:
+    return all(c.matches(record) for c in constraints)
+
+
+# ---- values ------------------------------------------------------------------------------
+
+
+def element_values(elem: DataElement) -> Values:
+    """The text values of an element, stripped (PS3.5 6.2: padding spaces are insignificant)."""
+    if elem.VR in _NOT_TEXT:
+        return ()
+    value = elem.value
+    if value is None or value == "" or isinstance(value, bytes):
+        return ()
+    items: Sequence[Any] = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    out = tuple(str(v).strip() for v in items)
+    return tuple(v for v in out if v)
+
+
+def flatten(ds: Dataset) -> Flat:
+    """Decode a dataset into a flat record (sequences become lists of flat records)."""
+    out: Flat = {}
+    for elem in ds:
+        if elem.VR == "SQ":
+            out[int(elem.tag)] = [flatten(item) for item in (elem.value or [])]
+        else:
+            vals = element_values(elem)
+            if vals:
+                out[int(elem.tag)] = vals
+    return out
+
+
+def norm_da(value: str) -> str:
+    return value.strip().replace(".", "")  # ACR-NEMA "YYYY.MM.DD" dates still seen in the wild
+
+
+def norm_tm(value: str) -> str:
+    """HH[MM[SS[.F{1,6}]]] (and the old HH:MM:SS) -> HHMMSS.ffffff, so text order is time order."""
+    value = value.strip().replace(":", "")
+    main, _, frac = value.partition(".")
+    return (main + "000000")[:6] + "." + (frac + "000000")[:6]
+
+
+def norm_dt(value: str) -> str:
+    value = value.strip()
+    m = re.match(r"^(\d{4,14})(\.\d{1,6})?", value)
+    if not m:
+        return value
+    digits = (m.group(1) + "0101000000")[:14] if len(m.group(1)) < 8 else m.group(1)
+    digits = (digits + "00000000000000")[:14]
+    frac = (m.group(2) or ".")[1:]
+    return digits + "." + (frac + "000000")[:6]
+
+
+_NORM: dict[str, Callable[[str], str]] = {"DA": norm_da, "TM": norm_tm, "DT": norm_dt}
+
+
+def _wildcard(pattern: str, ignore_case: bool) -> Predicate:
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(rx, re.DOTALL | (re.IGNORECASE if ignore_case else 0)).fullmatch  # type: ignore[return-value]
+
+
+def _predicate(vr: str, value: str) -> Predicate | None:
+    """One query value -> a test on one record value; None means universal matching."""
+    if value == "" or (value == "*" and vr in WILDCARD_VRS):
+        return None  # PS3.4 C.2.2.2.3 universal matching (a lone "*" too, C.2.2.2.4)
+    if vr in RANGE_VRS:
+        norm = _NORM[vr]
+        if ("-" in value and vr != "DT") or (vr == "DT" and value.count("-") == 1):
+            low_s, _, high_s = value.partition("-")
+            low = norm(low_s) if low_s.strip() else None
+            high = norm(high_s) if high_s.strip() else None
+            if low is None and high is None:
+                return None
+            # PS3.4 C.2.2.2.5: inclusive range; an open end is unbounded.
+            return lambda v: (low is None or norm(v) >= low) and (high is None or norm(v) <= high)
+        want = norm(value)
+        return lambda v: norm(v) == want
+    if vr in WILDCARD_VRS and ("*" in value or "?" in value):
+        return _wildcard(value, ignore_case=vr == "PN")
+    if vr == "PN":
+        want = value.casefold()
+        return lambda v: v.casefold() == want
+    return value.__eq__
+
+
+def compile_query(ds: Dataset) -> tuple[Constraint, ...]:
+    """The non-universal keys of a C-FIND identifier. Return-only keys compile to nothing."""
+    out: list[Constraint] = []
+    for elem in ds:
+        tag = int(elem.tag)
+        if tag == SPECIFIC_CHARACTER_SET or elem.tag.group in (0x0000, 0x0002):
+            continue
+        if elem.tag.is_private:
+            continue
+        if elem.VR == "SQ":
+            items = list(elem.value or [])
+            if not items:
+                continue  # an empty sequence asks for the whole sequence back
+            nested = compile_query(items[0])  # PS3.4 C.2.2.2.6: one item of keys
+            if nested:
+                out.append(Constraint(tag, nested=nested))
+            continue
+        if elem.VR in _NOT_TEXT:
+            continue
+        values: Values
+        raw = elem.value
+        if raw is None or raw == "":
+            continue
+        if isinstance(raw, str):
+            values = (raw.strip(),)
+        elif isinstance(raw, (MultiValue, list, tuple)):
+            values = tuple(str(v).strip() for v in raw)  # PS3.4 C.2.2.2.2 list of UIDs (any VR)
+        else:
+            values = (str(raw).strip(),)
+        preds = [_predicate(elem.VR, v) for v in values]
+        if any(p is None for p in preds):
+            continue  # one universal value makes the whole key universal
+        plain = elem.VR not in RANGE_VRS and elem.VR != "PN"
+        plain = plain and not any("*" in v or "?" in v for v in values)
+        out.append(
+            Constraint(
+                tag,
+                predicates=tuple(p for p in preds if p is not None),
+                exact=values if plain else None,
+            )
+        )
+    return tuple(out)
+
+
+# ---- answers -------------------------------------------------------------------------------
+
+
+def build_answer(item: Dataset, query: Dataset) -> Dataset:
+    """Return keys only (PS3.4 C.2.2.1.2): each requested attribute with the item's value, or
+    zero-length when the item has none; inside a keyed sequence only the items that match."""
+    from pydicom.dataset import Dataset
+
+    out = Dataset()
+    if "SpecificCharacterSet" in item:
+        # Answer in the item's own character set and say so (PS3.4 C.4.1.1.3.1).
+        out.SpecificCharacterSet = item.SpecificCharacterSet
+    for qelem in query:
+        tag = qelem.tag
+        if int(tag) == SPECIFIC_CHARACTER_SET or tag.group in (0x0000, 0x0002):
+            continue
+        if tag not in item:
+            out.add_new(tag, qelem.VR, [] if qelem.VR == "SQ" else None)
+            continue
+        src = item[tag]
+        if qelem.VR == "SQ" and src.VR == "SQ":
+            qitems = list(qelem.value or [])
+            if not qitems or len(qitems[0]) == 0:
+                out.add(copy.deepcopy(src))
+                continue
+            nested = compile_query(qitems[0])
+            kept = [
+                build_answer(it, qitems[0])
+                for it in (src.value or [])
+                if not nested or matches_all(flatten(it), nested)
+            ]
+            out.add_new(tag, "SQ", kept)
+        else:
+            out.add(copy.deepcopy(src))
+    return out

@@ -1,0 +1,204 @@
+"""Query/Retrieve (PS3.4 Annex C): C-FIND at every level for Patient Root and Study Root,
+C-MOVE to AEs this PACS knows, C-GET on the requestor's own association."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from dicomkit.pacs.index import LEVELS, Index, Resource
+from dicomkit.pacs.match import Flat, compile_query, matches_all
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomkit.pacs.settings import ServerConfig
+    from dicomkit.pacs.storage import Storage
+
+log = logging.getLogger(__name__)
+
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
+PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+
+PENDING = 0xFF00
+CANCEL = 0xFE00
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4 Failure: Identifier does not match SOP class
+UNABLE_TO_PROCESS = 0xC000
+
+
+class BadQuery(ValueError):
+    pass
+
+
+@lru_cache(maxsize=512)
+def _tag(keyword: str) -> int | None:
+    from pydicom.datadict import tag_for_keyword
+
+    return tag_for_keyword(keyword)
+
+
+def flat_of(res: Resource) -> tuple[Flat, dict[str, Any]]:
+    """A resource as a flat record for matching, and its attribute values by keyword."""
+    values: dict[str, Any] = {**res.parent_tags, **res.tags}
+    for k, v in res.extra.items():
+        if _tag(k) is not None:
+            values[k] = v
+    flat: Flat = {}
+    for k, v in values.items():
+        tag = _tag(k)
+        if tag is None:
+            continue
+        parts = v if isinstance(v, list) else str(v).split("\\")
+        vals = tuple(str(p).strip() for p in parts if str(p).strip())
+        if vals:
+            flat[tag] = vals
+    return flat, values
+
+
+def query_level(query: Dataset) -> str:
+    level = str(query.get("QueryRetrieveLevel", "") or "").strip().upper()
+    if level not in LEVELS:
+        raise BadQuery(f"QueryRetrieveLevel {level!r} is not one of {', '.join(LEVELS)}")
+    return level
+
+
+def find_resources(index: Index, query: Dataset) -> tuple[str, list[tuple[Resource, dict]]]:
+    level = query_level(query)
+    constraints = compile_query(query)
+    qr_level_tag = 0x00080052
+    constraints = tuple(c for c in constraints if c.tag != qr_level_tag)
+    out = []
+    for res in index.resources(level):
+        flat, values = flat_of(res)
+        if matches_all(flat, constraints):
+            out.append((res, values))
+    return level, out
+
+
+def answer(level: str, values: dict[str, Any], query: Dataset) -> Dataset:
+    """Return keys only: each requested attribute with the resource's value or zero-length."""
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.dataset import Dataset
+
+    out = Dataset()
+    needs_utf8 = False
+    for qelem in query:
+        tag = qelem.tag
+        if tag.group in (0x0000, 0x0002) or int(tag) == 0x00080005:
+            continue
+        if int(tag) == 0x00080052:
+            out.QueryRetrieveLevel = level
+            continue
+        if qelem.VR == "SQ":
+            out.add_new(tag, "SQ", [])
+            continue
+        value = values.get(keyword_for_tag(tag))
+        if value is None or value == "":
+            out.add_new(tag, qelem.VR, None)
+            continue
+        text = "\\".join(value) if isinstance(value, list) else str(value)
+        needs_utf8 = needs_utf8 or not text.isascii()
+        out.add_new(tag, qelem.VR, text)
+    if needs_utf8:
+        out.SpecificCharacterSet = "ISO_IR 192"  # the index keeps Unicode text
+    return out
+
+
+def handle_qr_find(event: Any, index: Index) -> Iterator[Any]:
+    try:
+        query = event.identifier
+        level, found = find_resources(index, query)
+    except BadQuery as exc:
+        log.warning("C-FIND refused: %s", exc)
+        yield IDENTIFIER_DOES_NOT_MATCH, None
+        return
+    except Exception:
+        log.exception("C-FIND failed")
+        yield UNABLE_TO_PROCESS, None
+        return
+    for _res, values in found:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, answer(level, values, query)
+
+
+def _files(index: Index, query: Dataset) -> list[tuple[str, str, str]]:
+    level, found = find_resources(index, query)
+    return index.files_under(level, [res.id for res, _ in found])
+
+
+def _read(storage: Storage, path: str) -> Dataset:
+    from pydicom import dcmread
+
+    # Read as stored (compressed pixel data stays encapsulated; nothing is decompressed).
+    return dcmread(storage.absolute(path))
+
+
+def _contexts(files: list[tuple[str, str, str]]) -> list[Any]:
+    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom.presentation import build_context
+
+    pairs: dict[str, list[str]] = {}
+    for _path, sop_class, ts in files:
+        tss = pairs.setdefault(sop_class, [])
+        if ts not in tss:
+            tss.append(ts)
+    contexts: list[Any] = []
+    for sop_class, tss in pairs.items():
+        uncompressed = all(not UID(t).is_compressed for t in tss)
+        offer = tss + ([ExplicitVRLittleEndian, ImplicitVRLittleEndian] if uncompressed else [])
+        for ts in dict.fromkeys(offer):
+            if len(contexts) < 128:  # PS3.8 9.3.2.2: at most 128 presentation contexts
+                contexts.append(build_context(sop_class, [ts]))
+    return contexts
+
+
+def handle_move(event: Any, index: Index, storage: Storage, cfg: ServerConfig) -> Iterator[Any]:
+    """C-MOVE (PS3.4 C.4.2): only to AEs in the configuration, like Orthanc."""
+    dest_aet = str(event.move_destination).strip()
+    dest = cfg.find_modality(dest_aet)
+    if dest is None:
+        log.warning("C-MOVE to unknown destination AE %r refused", dest_aet)
+        yield None, None  # pynetdicom answers 0xA801 Move destination unknown
+        return
+    try:
+        files = _files(index, event.identifier)
+    except Exception:
+        log.exception("C-MOVE query failed")
+        files = []
+    yield dest.host, dest.port, {"contexts": _contexts(files) or None}
+    yield len(files)
+    yield from _send(event, storage, files)
+
+
+def handle_get(event: Any, index: Index, storage: Storage) -> Iterator[Any]:
+    """C-GET (PS3.4 C.4.3): sub-operations on the requestor's association."""
+    try:
+        files = _files(index, event.identifier)
+    except Exception:
+        log.exception("C-GET query failed")
+        files = []
+    yield len(files)
+    yield from _send(event, storage, files)
+
+
+def _send(event: Any, storage: Storage, files: list[tuple[str, str, str]]) -> Iterator[Any]:
+    for path, _sop_class, _ts in files:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        try:
+            ds = _read(storage, path)
+        except Exception:
+            log.exception("cannot read stored instance %s", path)
+            from pydicom.dataset import Dataset
+
+            ds = Dataset()  # an empty data set: counted as a failed sub-operation
+        yield PENDING, ds

@@ -1,0 +1,245 @@
+"""The embedded PACS server: one pynetdicom AE listening on the DICOM and worklist ports,
+plus the HTTP API. Behaves like the lab's Orthanc (compose/orthanc.json): the called AE title
+must be ours, worklist queries only from known AEs, echo/store/find/move/get from anyone.
+
+SCP handlers are plain functions bound with arguments; they return a status, log the
+exception and never raise into pynetdicom.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import sqlite3
+import threading
+from io import BytesIO
+from typing import Any
+
+from dicomkit.pacs import mwl, qr
+from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier
+from dicomkit.pacs.settings import ServerConfig
+from dicomkit.pacs.storage import Storage, StorageFull
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+# PS3.4 B.2.3 / PS3.7 C: storage statuses we answer with.
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700  # Refused: Out of resources
+DATA_SET_DOES_NOT_MATCH = 0xA900  # Error: Data Set does not match SOP Class
+CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand
+PROCESSING_FAILURE = 0x0110
+
+
+def transfer_syntaxes() -> list[str]:
+    """Accepted for storage and stored as received: uncompressed, deflated, JPEG, JPEG-LS,
+    JPEG 2000, HTJ2K and RLE (PS3.5 Annex A)."""
+    from pydicom import uid
+
+    names = [
+        "ImplicitVRLittleEndian",
+        "ExplicitVRLittleEndian",
+        "DeflatedExplicitVRLittleEndian",
+        "ExplicitVRBigEndian",
+        "JPEGBaseline8Bit",
+        "JPEGExtended12Bit",
+        "JPEGLossless",
+        "JPEGLosslessSV1",
+        "JPEGLSLossless",
+        "JPEGLSNearLossless",
+        "JPEG2000Lossless",
+        "JPEG2000",
+        "HTJ2KLossless",
+        "HTJ2KLosslessRPCL",
+        "HTJ2K",
+        "RLELossless",
+    ]
+    return [str(getattr(uid, n)) for n in names if hasattr(uid, n)]
+
+
+UNCOMPRESSED = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+]
+
+
+def handle_echo(event: Any) -> int:
+    return SUCCESS
+
+
+def handle_store(event: Any, storage: Storage, index: Index) -> int:
+    """C-STORE: keep the bytes exactly as received, durably, then index them."""
+    from pydicom import dcmread
+
+    try:
+        raw = event.encoded_dataset()  # file meta + the data set as sent: nothing decoded
+        ts = str(event.context.transfer_syntax)
+        head = dcmread(BytesIO(raw), stop_before_pixels=True)
+        rec = InstanceRecord.from_dataset(head, ts)
+    except MissingIdentifier as exc:
+        log.warning("C-STORE refused: %s", exc)
+        return DATA_SET_DOES_NOT_MATCH
+    except Exception:
+        log.exception("C-STORE: cannot parse the data set")
+        return CANNOT_UNDERSTAND
+    try:
+        if index.instance_path(rec.sop_uid) is not None:
+            # Orthanc's default (OverwriteInstances false): keep the first copy, answer Success.
+            log.warning("duplicate SOP Instance UID %s: kept the first copy", rec.sop_uid)
+            return SUCCESS
+        path = storage.write(raw)
+    except StorageFull as exc:
+        log.error("C-STORE of %s refused: %s (free some disk space)", rec.sop_uid, exc)
+        return OUT_OF_RESOURCES
+    except Exception:
+        log.exception("C-STORE of %s: cannot write the file", rec.sop_uid)
+        return PROCESSING_FAILURE
+    rec.path = storage.relative(path)
+    rec.size = len(raw)
+    try:
+        received = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+        added = index.add(rec, received)
+    except sqlite3.Error as exc:
+        storage.remove(path)
+        log.error("C-STORE of %s: the index refused it (%s)", rec.sop_uid, exc)
+        full = "full" in str(exc).lower()
+        return OUT_OF_RESOURCES if full else PROCESSING_FAILURE
+    except Exception:
+        storage.remove(path)
+        log.exception("C-STORE of %s: indexing failed", rec.sop_uid)
+        return PROCESSING_FAILURE
+    if not added:
+        # Another association stored the same SOP Instance UID meanwhile: the first one wins.
+        if index.instance_path(rec.sop_uid) != rec.path:
+            storage.remove(path)
+        log.warning("duplicate SOP Instance UID %s: kept the first copy", rec.sop_uid)
+    return SUCCESS
+
+
+def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig) -> Any:
+    if str(event.request.AffectedSOPClassUID) == mwl.MWL_FIND:
+        yield from mwl.handle_mwl_find(event, worklist, cfg)
+    else:
+        yield from qr.handle_qr_find(event, index)
+
+
+def handle_conn_open(event: Any, max_pdu: int) -> None:
+    """Refuse PDUs larger than we announced: pynetdicom would buffer any length a peer
+    claims (up to 4 GiB), so a hostile header could exhaust memory."""
+    sock = event.assoc.dul.socket
+    if sock is None:
+        return
+    # A-ASSOCIATE-RQ is not bound by Maximum Length (PS3.8 D.1); allow it some room.
+    limit = max(max_pdu, 256 * 1024) + 16
+    original = sock.recv
+
+    def recv(nbytes: int) -> bytes:
+        if nbytes > limit:
+            log.warning("peer announced a %d-byte PDU (limit %d): dropping it", nbytes, limit)
+            raise OSError(f"PDU of {nbytes} bytes exceeds the limit of {limit}")
+        return bytes(original(nbytes))
+
+    setattr(sock, "recv", recv)  # noqa: B010 - per-socket guard, pynetdicom has no hook
+
+
+class PacsServer:
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.storage = Storage(cfg.storage_dir)
+        self.index = Index(cfg.index_path)
+        self.worklist = mwl.WorklistFolder(cfg.worklist_dir, cfg.max_worklist_file)
+        self._servers: list[Any] = []
+        self._http: Any = None
+        self._stop = threading.Event()
+        self.ae = self._make_ae()
+
+    def _make_ae(self) -> Any:
+        from pynetdicom import AE, AllStoragePresentationContexts
+
+        cfg = self.cfg
+        ae = AE(ae_title=cfg.aet)
+        ae.require_called_aet = cfg.check_called_aet  # reject with source 1, reason 7
+        ae.maximum_associations = cfg.max_associations
+        ae.maximum_pdu_size = cfg.max_pdu
+        ae.network_timeout = cfg.network_timeout
+        ae.acse_timeout = cfg.network_timeout
+        ae.dimse_timeout = cfg.network_timeout
+        ae.connection_timeout = cfg.network_timeout
+        storage_ts = transfer_syntaxes()
+        for cx in AllStoragePresentationContexts:
+            if cx.abstract_syntax is None:
+                continue
+            # Both roles: a C-GET requestor proposes to be the Storage SCP (PS3.4 C.4.3).
+            ae.add_supported_context(cx.abstract_syntax, storage_ts, scu_role=True, scp_role=True)
+        for sop in (
+            VERIFICATION,
+            mwl.MWL_FIND,
+            qr.PATIENT_ROOT_FIND,
+            qr.PATIENT_ROOT_MOVE,
+            qr.PATIENT_ROOT_GET,
+            qr.STUDY_ROOT_FIND,
+            qr.STUDY_ROOT_MOVE,
+            qr.STUDY_ROOT_GET,
+        ):
+            ae.add_supported_context(sop, UNCOMPRESSED)
+        return ae
+
+    def handlers(self) -> list[Any]:
+        from pynetdicom import evt
+
+        from dicomkit.dicom.net import nodelay_handler
+
+        return [
+            nodelay_handler(),
+            (evt.EVT_CONN_OPEN, handle_conn_open, [self.cfg.max_pdu]),
+            (evt.EVT_C_ECHO, handle_echo),
+            (evt.EVT_C_STORE, handle_store, [self.storage, self.index]),
+            (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
+            (evt.EVT_C_MOVE, qr.handle_move, [self.index, self.storage, self.cfg]),
+            (evt.EVT_C_GET, qr.handle_get, [self.index, self.storage]),
+        ]
+
+    def start(self) -> None:
+        from dicomkit.pacs.http import start_http
+
+        cfg = self.cfg
+        self.storage.sweep_tmp()
+        # Parse the worklist folder now, off the startup path: readiness must not wait for it.
+        threading.Thread(target=self.worklist.refresh, name="worklist-load", daemon=True).start()
+        self.worklist.start_sweeper(2.0, self._stop)
+        ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
+        handlers = self.handlers()
+        for port in ports:
+            server = self.ae.start_server((cfg.host, port), block=False, evt_handlers=handlers)
+            self._servers.append(server)
+            log.info("DICOM listening on %s:%d as %s", cfg.host, port, cfg.aet)
+        self._http = start_http(self)
+        log.info("HTTP listening on %s:%d", cfg.host, cfg.http_port)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.ae.shutdown()
+        self.index.close()
+
+    def status(self) -> dict[str, Any]:
+        from dicomkit.pacs import VERSION
+
+        counts = self.index.counts()
+        return {
+            "name": self.cfg.name,
+            "engine": "embedded",
+            "version": VERSION,
+            "aet": self.cfg.aet,
+            "ports": {
+                "dicom": self.cfg.dicom_port,
+                "mwl": self.cfg.mwl_port,
+                "http": self.cfg.http_port,
+            },
+            "counts": {**counts, "worklist_items": len(self.worklist)},
+        }
