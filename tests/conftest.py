@@ -52,6 +52,15 @@ class Lab:
     home: Path
     cfg: LabConfig
 
+    @property
+    def endpoints(self) -> Any:
+        """What the running lab reports (native Orthanc serves the worklist on its DICOM port)."""
+        from dicomkit.engines.base import read_state
+
+        state = read_state(self.cfg)
+        assert state is not None, "the lab is not up"
+        return state.endpoints
+
     def env(self, **extra: str) -> dict[str, str]:
         return lab_env(self.home, **extra)
 
@@ -152,3 +161,6 @@ def testdata(name: str) -> Path:
     p = get_testdata_file(name)
     assert p is not None, name
     return Path(str(p))
+
+
+testdata.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

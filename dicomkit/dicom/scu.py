@@ -64,24 +64,76 @@ def _c_find(
             code = int(status.Status) if status is not None and "Status" in status else None
             cat = status_category(code)
             if cat == "pending" and ds is not None:
-                yield ds
+                yield _assume_utf8(ds)
             elif cat in ("success", "cancel"):
                 return
             else:
-                hint = "see the PACS log"
+                hint = "see the PACS log (dicomkit logs pacs)"
                 if code is None:
                     hint = "the association was lost or timed out; check the peer is healthy"
-                elif code in (0x0124, 0xC000, 0xC001) and sop_class == MWL_FIND:
+                if sop_class == MWL_FIND and (code is None or code in (0x0124, 0xC000, 0xC001)):
+                    # Orthanc >= 1.10 aborts the association: no status at all.
                     hint = (
-                        f"Orthanc >= 1.10 refuses worklist queries from unknown AEs: register "
-                        f"calling AE {calling_aet} with AllowFindWorklist, or set "
-                        f"DicomAlwaysAllowFindWorklist (C-ECHO still works meanwhile)"
+                        f"Orthanc >= 1.10 refuses worklist queries from AEs it does not know "
+                        f"(C-ECHO still works): register calling AE {calling_aet} in "
+                        f"DicomModalities with AllowFindWorklist, set "
+                        f"DicomAlwaysAllowFindWorklist, or query as a known AE (--aet DICOMKIT)"
                     )
-                raise DimseFailure(
-                    f"{what} C-FIND to {peer} failed: 0x{code or 0:04X} {status_name(code)}",
-                    hint,
-                    status=code,
+                shown = (
+                    "no status (association aborted)"
+                    if code is None
+                    else f"0x{code:04X} {status_name(code)}"
                 )
+                raise DimseFailure(f"{what} C-FIND to {peer} failed: {shown}", hint, status=code)
+
+
+_TEXT_VRS = ("PN", "LO", "SH", "LT", "ST", "UT", "UC")
+
+
+def _assume_utf8(ds: Dataset) -> Dataset:
+    """We always query with ISO_IR 192. Some SCPs (DCMTK wlmscpfs) answer in it without
+    declaring it, so pydicom decoded the text as Latin-1. When an answer declares no character
+    set and all its non-ASCII text is valid UTF-8, read it as UTF-8 (Latin-1 round-trips bytes)."""
+    if ds.get("SpecificCharacterSet"):
+        return ds
+    from pydicom.valuerep import PersonName
+
+    def raw(value: object) -> bytes | None:
+        if isinstance(value, PersonName):
+            orig = value.original_string
+            return orig if isinstance(orig, bytes) else str(value).encode("latin-1", "ignore")
+        if isinstance(value, str):
+            try:
+                return value.encode("latin-1")
+            except UnicodeEncodeError:
+                return None
+        return None
+
+    fixes: list[tuple[Any, bytes]] = []
+
+    def scan(d: Dataset) -> bool:
+        for elem in d:
+            if elem.VR == "SQ":
+                if not all(scan(item) for item in elem.value):
+                    return False
+            elif elem.VR in _TEXT_VRS and elem.VM == 1 and elem.value:
+                b = raw(elem.value)
+                if b is None:
+                    return False
+                if not b.isascii():
+                    try:
+                        b.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return False
+                    fixes.append((elem, b))
+        return True
+
+    if scan(ds) and fixes:
+        for elem, b in fixes:
+            text = b.decode("utf-8")
+            elem.value = PersonName(text) if elem.VR == "PN" else text
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    return ds
 
 
 def find_worklist(
@@ -112,8 +164,7 @@ class StudyQuery:
 
         ds = Dataset()
         ds.QueryRetrieveLevel = "STUDY"
-        if any(not v.isascii() for v in (self.patient_name,)):
-            ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.SpecificCharacterSet = "ISO_IR 192"  # answers in UTF-8 (see WorklistQuery)
         ds.PatientName = self.patient_name
         ds.PatientID = self.patient_id
         ds.AccessionNumber = self.accession

@@ -55,7 +55,8 @@ def build_item(order: OrderOut) -> Dataset:
     ds.AccessionNumber = o.accession
     ds.ReferringPhysicianName = o.referring_physician or ""
     ds.RequestedProcedureID = order.requested_procedure_id  # Type 1
-    ds.RequestedProcedureDescription = o.study_desc  # Type 1C
+    # Type 1C; DCMTK wlmscpfs wants it non-empty, so fall back to the procedure code's meaning.
+    ds.RequestedProcedureDescription = o.study_desc or f"{o.modality} procedure"
     ds.StudyInstanceUID = order.study_instance_uid  # Type 1
     ds.StudyDescription = o.study_desc
     ds.RequestedProcedurePriority = ""
@@ -71,11 +72,18 @@ def build_item(order: OrderOut) -> Dataset:
     sps.ScheduledProcedureStepStartDate = order.scheduled_date  # Type 1
     sps.ScheduledProcedureStepStartTime = order.scheduled_time  # Type 1
     sps.ScheduledPerformingPhysicianName = ""  # Type 2
-    sps.ScheduledProcedureStepDescription = o.study_desc  # Type 1C
+    sps.ScheduledProcedureStepDescription = o.study_desc or f"{o.modality} procedure"  # 1C
     sps.ScheduledProcedureStepID = order.scheduled_procedure_step_id  # Type 1
     sps.ScheduledStationName = ""
     sps.ScheduledProcedureStepLocation = ""
     sps.ScheduledProcedureStepStatus = "SCHEDULED"
+    # Satisfies the SPS Description's 1C condition even when the order has no description
+    # (DCMTK wlmscpfs ignores items that have neither).
+    protocol = Dataset()
+    protocol.CodeValue = code.CodeValue
+    protocol.CodingSchemeDesignator = code.CodingSchemeDesignator
+    protocol.CodeMeaning = code.CodeMeaning
+    sps.ScheduledProtocolCodeSequence = [protocol]
     ds.ScheduledProcedureStepSequence = [sps]
 
     meta = FileMetaDataset()
@@ -138,8 +146,9 @@ class WorklistQuery:
         from pydicom.dataset import Dataset
 
         ds = Dataset()
-        if vr.needs_utf8(self.patient_name):
-            ds.SpecificCharacterSet = "ISO_IR 192"
+        # Always ask for UTF-8: an SCP answers in the query's character set where it can
+        # (Orthanc otherwise falls back to its DefaultEncoding, Latin-1, and drops 山田).
+        ds.SpecificCharacterSet = "ISO_IR 192"
         ds.PatientName = self.patient_name
         ds.PatientID = self.patient_id
         ds.PatientBirthDate = ""

@@ -39,7 +39,9 @@ def test_env_overrides_and_flags_win(tmp_path: Path) -> None:
         ("DICOMKIT_TIMEOUT", "-1", "must be positive"),
     ],
 )
-def test_garbage_in_environment_is_named(tmp_path: Path, var: str, value: str, fragment: str) -> None:
+def test_garbage_in_environment_is_named(
+    tmp_path: Path, var: str, value: str, fragment: str
+) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(env={"DICOMKIT_HOME": str(tmp_path), var: value})
     assert fragment in exc.value.message
@@ -54,7 +56,10 @@ def test_running_lab_ports_are_picked_up(tmp_path: Path) -> None:
     )
     cfg = load_config(env={"DICOMKIT_HOME": str(tmp_path)})
     assert cfg.dicom_port == 1234 and cfg.ris_port == 1236
-    assert load_config(env={"DICOMKIT_HOME": str(tmp_path), "DICOMKIT_DICOM_PORT": "9"}).dicom_port == 9
+    assert (
+        load_config(env={"DICOMKIT_HOME": str(tmp_path), "DICOMKIT_DICOM_PORT": "9"}).dicom_port
+        == 9
+    )
 
 
 def test_corrupt_state_file_is_ignored_for_config(tmp_path: Path) -> None:

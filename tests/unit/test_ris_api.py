@@ -36,7 +36,9 @@ def wl_files(folder: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
-def test_create_writes_a_complete_worklist_item(client: TestClient, folders: tuple[Path, Path]) -> None:
+def test_create_writes_a_complete_worklist_item(
+    client: TestClient, folders: tuple[Path, Path]
+) -> None:
     r = client.post("/orders", json=ORDER)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -79,11 +81,18 @@ def test_missing_fields_and_wrong_types(client: TestClient) -> None:
     r = client.post("/orders", json={"patient_id": "P1"})
     assert r.status_code == 422
     assert r.json()["fields"]["accession"] == "is required"
-    assert client.post("/orders", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post(
+            "/orders", content=b"not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert client.post("/orders", json=[1, 2]).status_code == 422
 
 
-def test_duplicate_accession_is_409_and_keeps_the_first(client: TestClient, folders: tuple[Path, Path]) -> None:
+def test_duplicate_accession_is_409_and_keeps_the_first(
+    client: TestClient, folders: tuple[Path, Path]
+) -> None:
     assert client.post("/orders", json=ORDER).status_code == 201
     r = client.post("/orders", json={**ORDER, "patient_name": "OTHER^ONE"})
     assert r.status_code == 409
@@ -93,13 +102,19 @@ def test_duplicate_accession_is_409_and_keeps_the_first(client: TestClient, fold
 
 
 def test_oversized_body_is_413(client: TestClient, folders: tuple[Path, Path]) -> None:
-    r = client.post("/orders", content=b"{" + b" " * (10 * 1024 * 1024) + b"}", headers={"content-type": "application/json"})
+    r = client.post(
+        "/orders",
+        content=b"{" + b" " * (10 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
     assert not folders[1].exists() or wl_files(folders[1]) == []
 
 
 @pytest.mark.parametrize("accession", ["../../x", "/etc/x", "..", "a/b"])
-def test_path_like_accessions_never_become_paths(client: TestClient, folders: tuple[Path, Path], accession: str) -> None:
+def test_path_like_accessions_never_become_paths(
+    client: TestClient, folders: tuple[Path, Path], accession: str
+) -> None:
     r = client.post("/orders", json={**ORDER, "accession": accession})
     assert r.status_code == 201
     files = wl_files(folders[1])
@@ -126,7 +141,10 @@ def test_cancel_removes_the_item_and_404s(client: TestClient, folders: tuple[Pat
 def test_list_health_and_openapi(client: TestClient) -> None:
     client.post("/orders", json=ORDER)
     client.post("/orders", json={**ORDER, "accession": "ACC-1002"})
-    assert [o["order"]["accession"] for o in client.get("/orders").json()] == ["ACC-1001", "ACC-1002"]
+    assert [o["order"]["accession"] for o in client.get("/orders").json()] == [
+        "ACC-1001",
+        "ACC-1002",
+    ]
     assert client.get("/healthz").json()["orders"] == 2
     assert "/orders" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200

@@ -36,7 +36,11 @@ def test_classic_tutorial_order_is_valid() -> None:
     ("field", "value", "fragment"),
     [
         ("accession", "A" * 17, "SH allows at most 16"),
-        ("accession", "../../x", ""),  # allowed characters, but never used as a path (see store tests)
+        (
+            "accession",
+            "../../x",
+            "",
+        ),  # allowed characters, but never used as a path (see store tests)
         ("accession", "ACC\\1", "backslash"),
         ("accession", "ACC\x001", "control character"),
         ("accession", "ACCÉ", "ASCII"),
