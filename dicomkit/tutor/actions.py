@@ -44,6 +44,11 @@ def _ok(flag: bool) -> str:
     return ui.OK if flag else ui.FAIL
 
 
+def _mark(flag: bool) -> str:
+    """For table cells, which are shown as plain text."""
+    return "✓" if flag else "✗"
+
+
 def _panel(body: str, title: str, style: str = "blue") -> Any:
     from rich.panel import Panel
 
@@ -378,6 +383,12 @@ def acquire_image(ctx: LabContext) -> None:
         )
     )
     ctx.out.show(f"[muted]Saved {path} ({path.stat().st_size} bytes)[/muted]")
+    ctx.out.equivalent(
+        f"findscu -W -aet {ctx.aet} -aec {ctx.mwl.aet} -k AccessionNumber={shlex.quote(accession)} "
+        f"-k StudyInstanceUID= -k PatientID= -k PatientName= {ctx.mwl.host} {ctx.mwl.port}",
+        "The worklist query behind it",
+    )
+    ctx.out.equivalent(f"dicomkit make-image --accession {shlex.quote(accession)}", "In one step")
     ctx.out.equivalent(f"dcmdump {shlex.quote(str(path))}", "Inspect it")
     ctx.record(
         accession=accession,
@@ -581,7 +592,10 @@ def _dicomweb_available(ctx: LabContext) -> bool:
                 "  • native engine: [cmd]sudo apt install orthanc orthanc-dicomweb[/cmd], then\n"
                 "    [cmd]dicomkit down && dicomkit up --engine native[/cmd]\n"
                 "  • docker engine: [cmd]dicomkit down && dicomkit up --engine docker[/cmd]\n"
-                "Then rerun the course from lesson 2 on that lab, or just read on.",
+                "Then rerun the course from lesson 2 on that lab, or just read on.\n"
+                "On such a lab, a search is one HTTP request:\n"
+                "  [cmd]curl -sS -H 'Accept: application/dicom+json' "
+                "'http://HOST:8042/dicom-web/studies?AccessionNumber=ACC'[/cmd]",
                 "No DICOMweb on this lab",
                 "yellow",
             )
@@ -753,8 +767,8 @@ def break_called_ae(ctx: LabContext) -> None:
             "Same address, two called AE titles",
             ["", "called AE", "result", "time"],
             [
-                [_ok(bad[0]), wrong.aet, bad[1], f"{bad[2]:.0f} ms"],
-                [_ok(good[0]), ctx.pacs.aet, good[1], f"{good[2]:.0f} ms"],
+                [_mark(bad[0]), wrong.aet, bad[1], f"{bad[2]:.0f} ms"],
+                [_mark(good[0]), ctx.pacs.aet, good[1], f"{good[2]:.0f} ms"],
             ],
         )
     )
@@ -789,7 +803,7 @@ def break_mwl_permission(ctx: LabContext) -> None:
     for op, calling, fn in tries:
         ok, seen, ms = _attempt(fn)
         results.append(ok)
-        rows.append([_ok(ok), op, calling, seen, f"{ms:.0f} ms"])
+        rows.append([_mark(ok), op, calling, seen, f"{ms:.0f} ms"])
     ctx.out.show(ui.table("Echo works, the worklist is refused", ["", "operation",
                           "calling AE", "result", "time"], rows))  # fmt: skip
     if results[1]:
@@ -851,8 +865,8 @@ def break_transfer_syntax(ctx: LabContext) -> None:
             f"Storing {path.name} ({ts.name})",
             ["", "proposed transfer syntaxes", "result", "time"],
             [
-                [_ok(naive[0]), "Explicit VR LE, Implicit VR LE", naive[1], f"{naive_ms:.0f} ms"],
-                [_ok(r.ok), f"{ts.name} (the file's own)",
+                [_mark(naive[0]), "Explicit VR LE, Implicit VR LE", naive[1], f"{naive_ms:.0f} ms"],
+                [_mark(r.ok), f"{ts.name} (the file's own)",
                  f"0x{r.status:04X} {r.status_name}" if r.status is not None else r.error,
                  f"{report.seconds * 1000:.0f} ms"],
             ],
@@ -897,7 +911,9 @@ def break_empty_worklist(ctx: LabContext) -> None:
         n = len(find_worklist(ctx.mwl, ctx.aet, q, ctx.cfg.timeout))
         counts.append(n)
         keys = ", ".join(f"{k}={v}" for k, v in q.matching_keys().items() if k != "AccessionNumber")
-        rows.append([_ok(n > 0), why, keys, str(n), f"{(time.perf_counter() - t0) * 1000:.0f} ms"])
+        rows.append(
+            [_mark(n > 0), why, keys, str(n), f"{(time.perf_counter() - t0) * 1000:.0f} ms"]
+        )
     ctx.out.show(ui.table(f"Three queries for accession {accession}", ["", "query",
                           "matching keys", "matches", "time"], rows))  # fmt: skip
     ctx.record(empty_queries=counts[:2], right_query=counts[2])

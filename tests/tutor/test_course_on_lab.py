@@ -1,0 +1,150 @@
+"""The course against a real lab (every engine the `lab` fixture offers): interactive in a
+pseudo-terminal, then the whole course with --no-input, with verify failing before and passing after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Lab
+
+pexpect = pytest.importorskip("pexpect")
+
+LESSONS = range(1, 9)
+
+
+def progress(lab: Lab) -> dict[str, Any]:
+    return dict(json.loads((lab.home / "progress.json").read_text()))
+
+
+def has_dicomweb(lab: Lab) -> bool:
+    return bool(json.loads(lab.cfg.state_file.read_text())["endpoints"]["dicomweb"])
+
+
+def spawn(lab: Lab, *args: str) -> Any:
+    env = lab.env(NO_COLOR="1", TERM="xterm", COLUMNS="200")
+    child = pexpect.spawn(sys.executable, ["-m", "dicomkit", *args], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(50, 200))  # fmt: skip
+    return child
+
+
+def lab_snapshot(lab: Lab) -> dict[str, Any]:
+    """What "the lab's configuration" is: its status, config files, and the worklist folder."""
+    status = lab.cli("status", "--json")
+    assert status.code == 0, status.err
+    files = {}
+    skip = {"logs", "db", "storage", "images", "journal", "ris"}
+    for path in sorted(lab.cfg.lab_dir.rglob("*")):
+        rel = path.relative_to(lab.cfg.lab_dir)
+        if path.is_file() and not skip & set(rel.parts):
+            files[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"status": status.json(), "files": files}
+
+
+def test_verify_fails_before_any_lesson(lab: Lab) -> None:
+    r = lab.cli("verify")
+    assert r.code == 1, r.out + r.err
+    assert "Next: dicomkit lesson 1" in r.out
+    r = lab.cli("verify", "--json")
+    assert r.code == 1
+    data = r.json()
+    assert data["ok"] is False and data["next"] == "dicomkit lesson 1"
+    assert all(not x["done"] for x in data["lessons"])
+
+
+def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
+    child = spawn(lab, "lesson", "1")
+    child.expect("Your answer")
+    child.sendline("NOT-THE-PACS")
+    child.expect("Not quite")
+    child.expect("Your answer")
+    child.sendline(lab.cfg.pacs_aet.lower())  # AE titles are compared case-insensitively here
+    child.expect("Right")
+    child.expect(r"Your answer \(a number 1-3\)")
+    child.sendline("7")  # not an answer at all: asked again, not counted
+    child.expect("Please answer with a number 1-3")
+    child.sendline("1")
+    child.expect("Not quite")
+    child.sendline("2")
+    child.expect("Right")
+    child.expect(r"Next: (\x1b\[[0-9;]*m)*dicomkit lesson 2")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert progress(lab)["lessons"]["1"]["status"] == "done"
+
+
+def test_ctrl_c_mid_lesson_leaves_progress_consistent(lab: Lab) -> None:
+    child = spawn(lab, "lesson", "2")
+    child.expect("Patient name")
+    child.sendline("TUTOR^INTERRUPTED")
+    child.expect("Order placed")
+    child.expect("Your answer")  # the first question, after the order exists
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    state = progress(lab)  # still valid JSON, parsed by the owner class too
+    entry = state["lessons"]["2"]
+    assert entry["status"] == "started"
+    interrupted = entry["outcomes"]["accession"]
+    listing = lab.cli("lessons", "--json").json()
+    assert listing["current"] == 2 and listing["lessons"][0]["status"] == "done"
+    # A rerun places a new order under a new accession: no 409 on the first one.
+    r = lab.cli("lesson", "2", "--no-input")
+    assert r.code == 0, r.out + r.err
+    assert progress(lab)["lessons"]["2"]["outcomes"]["accession"] != interrupted
+
+
+def test_whole_course_no_input_then_verify(lab: Lab) -> None:
+    r = lab.cli("reset", "--all")
+    assert r.code == 0
+    before_8 = None
+    for n in LESSONS:
+        if n == 8:
+            before_8 = lab_snapshot(lab)
+        r = lab.cli("lesson", str(n), "--no-input")
+        assert r.code == 0, f"lesson {n}:\n{r.out}\n{r.err}"
+        assert "Checks for lesson" in r.out and "Recap" in r.out
+        # The DCMTK / curl command that does the same by hand.
+        assert any(tool in r.out for tool in ("echoscu", "curl", "findscu", "storescu")), n
+        assert "Traceback" not in r.err
+        if n == 7 and not has_dicomweb(lab):
+            assert "No DICOMweb on this lab" in r.out and "--engine native" in r.out
+    assert "Next: dicomkit verify" in r.out
+    # Lesson 8 broke things on the modality's side only: the lab is exactly as it was.
+    assert lab_snapshot(lab) == before_8
+    r = lab.cli("verify")
+    assert r.code == 0, r.out + r.err
+    assert "8/8 lesson(s) verified" in r.out and "Next:" in r.out
+    data = lab.cli("verify", "--json").json()
+    assert data["ok"] is True
+    results = {c["name"]: c["result"] for x in data["lessons"] for c in x["checks"]}
+    expected_web = "pass" if has_dicomweb(lab) else "skipped"
+    assert results["qido_finds_study"] == expected_web
+    assert results["stow_instance_in_pacs"] == expected_web
+    assert all(v == "pass" for k, v in results.items() if k not in ("qido_finds_study",
+               "stow_instance_in_pacs"))  # fmt: skip
+    listing = lab.cli("lessons", "--json").json()
+    assert {x["status"] for x in listing["lessons"]} == {"done"}
+
+
+def test_verify_names_the_fix_when_the_lab_loses_an_outcome(lab: Lab) -> None:
+    accession = progress(lab)["lessons"]["2"]["outcomes"]["accession"]
+    image = Path(progress(lab)["lessons"]["4"]["outcomes"]["image_file"])
+    image.unlink()
+    r = lab.cli("verify", "4")
+    assert r.code == 1
+    assert "expected:" in r.out and "no such file" in r.out and "rerun `dicomkit lesson 4`" in r.out
+    assert "Next: dicomkit lesson 4" in r.out
+    r = lab.cli("order", "cancel", accession)
+    assert r.code == 0, r.err
+    r = lab.cli("verify", "--json")
+    assert r.code == 1
+    failed = {c["name"] for x in r.json()["lessons"] for c in x["checks"] if c["result"] == "fail"}
+    assert {"order_in_ris", "worklist_item_complete", "image_matches_order"} <= failed
