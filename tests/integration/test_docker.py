@@ -1,0 +1,490 @@
+"""The docker engine on a real Docker Engine, driven through the real CLI.
+
+Images: no registry is reachable in CI, so scripts/docker-setup.sh builds local stand-ins
+(dicomkit-test/orthanc, a Debian Python base for compose/Dockerfile, a wheelhouse) and these
+tests point dicomkit at them. Every test of a running lab skips, saying why, when no Docker
+Engine answers or the stand-ins are missing. The compose-file parsing tests always run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dicomkit.config import LabConfig
+from tests.conftest import Lab, free_port, make_config
+
+ORTHANC_IMAGE = os.environ.get("DICOMKIT_TEST_ORTHANC_IMAGE", "dicomkit-test/orthanc:bookworm")
+PYTHON_IMAGE = os.environ.get("DICOMKIT_TEST_PYTHON_IMAGE", "dicomkit-test/python:bookworm")
+RIS_IMAGE = os.environ.get("DICOMKIT_TEST_RIS_IMAGE", "dicomkit-test/ris:latest")
+WHEELHOUSE = Path(os.environ.get("DICOMKIT_TEST_WHEELHOUSE", "/var/cache/dicomkit-test/wheels"))
+SETUP = "run scripts/docker-setup.sh (it starts dockerd and builds the stand-in images)"
+
+
+def _docker_ready() -> str:
+    """Empty when the docker tests can run, else why not."""
+    from dicomkit.engines.docker import DockerEngine, connect
+
+    ok, why = DockerEngine().available()
+    if not ok:
+        return f"no Docker Engine: {why}"
+    client = connect(timeout=10)
+    try:
+        for image in (ORTHANC_IMAGE, PYTHON_IMAGE):
+            try:
+                client.images.get(image)
+            except Exception:
+                return f"stand-in image {image} is missing: {SETUP}"
+    finally:
+        client.close()
+    return ""
+
+
+@pytest.fixture(scope="module")
+def docker_ready() -> None:
+    why = _docker_ready()
+    if why:
+        pytest.skip(why)
+
+
+@dataclass
+class DockerLab(Lab):
+    """A lab on the docker engine under its own compose project, ports and images."""
+
+    project: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return super().env(**{**self.extra, **extra})
+
+
+def docker_env(cfg: LabConfig, project: str) -> dict[str, str]:
+    env = {
+        "DICOMKIT_PROJECT": project,
+        "DICOMKIT_DICOM_PORT": str(cfg.dicom_port),
+        "DICOMKIT_MWL_PORT": str(cfg.mwl_port),
+        "DICOMKIT_HTTP_PORT": str(cfg.http_port),
+        "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+        "DICOMKIT_ORTHANC_IMAGE": ORTHANC_IMAGE,
+        "DICOMKIT_RIS_IMAGE": RIS_IMAGE,
+        "DICOMKIT_RIS_BASE_IMAGE": PYTHON_IMAGE,
+    }
+    if any(WHEELHOUSE.glob("*.whl")):
+        env["DICOMKIT_WHEELHOUSE"] = str(WHEELHOUSE)
+    return env
+
+
+def new_lab(home: Path) -> DockerLab:
+    cfg = make_config(home, "docker")
+    project = f"dktest{uuid.uuid4().hex[:8]}"
+    return DockerLab("docker", home, cfg, project=project, extra=docker_env(cfg, project))
+
+
+def client() -> Any:
+    from dicomkit.engines.docker import connect
+
+    return connect()
+
+
+def labelled(project: str) -> dict[str, list[str]]:
+    """Names of containers, volumes and networks carrying the project's compose label."""
+    c = client()
+    label = {"label": f"com.docker.compose.project={project}"}
+    try:
+        return {
+            "containers": [x.name for x in c.containers.list(all=True, filters=label)],
+            "volumes": [x.name for x in c.volumes.list(filters=label)],
+            "networks": [x.name for x in c.networks.list(filters=label)],
+        }
+    finally:
+        c.close()
+
+
+def purge(project: str) -> None:
+    """Remove whatever a failed test left under ``project`` (never another project)."""
+    c = client()
+    label = {"label": f"com.docker.compose.project={project}"}
+    try:
+        for x in c.containers.list(all=True, filters=label):
+            x.remove(force=True)
+        for n in c.networks.list(filters=label):
+            n.remove()
+        for v in c.volumes.list(filters=label):
+            v.remove(force=True)
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def lab(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerLab]:
+    """One docker lab for this module (the workflow tests below reuse this fixture name)."""
+    lab = new_lab(tmp_path_factory.mktemp("lab-docker"))
+    # The first `up` may build the RIS image (about a minute); later ones reuse it.
+    r = lab.cli("up", "--engine", "docker", "--json", timeout=600)
+    try:
+        assert r.code == 0, f"dicomkit up failed ({r.code}):\n{r.out}\n{r.err}"
+        yield lab
+    finally:
+        lab.cli("down", "--volumes", "--engine", "docker")
+        purge(lab.project)
+
+
+# ---- the workflow suite of every engine, on this engine ----------------------------------------
+
+try:
+    from tests.integration import test_workflow as _workflow
+except ImportError:  # pragma: no cover - the suite is optional for this module
+    _workflow = None  # type: ignore[assignment]
+
+
+def _shared_tests() -> dict[str, Any]:
+    """test_workflow's tests that talk to the lab only through its endpoints. Those that write
+    into the host's worklist folder do not apply: here the folder is a Docker volume."""
+    if _workflow is None:
+        return {}
+    out = {}
+    for name, fn in vars(_workflow).items():
+        if (
+            name.startswith("test_")
+            and callable(fn)
+            and "worklist_dir" not in inspect.getsource(fn)
+        ):
+            out[f"{name}_on_docker"] = fn
+    return out
+
+
+globals().update(_shared_tests())
+
+
+# ---- docker-specific behaviour -----------------------------------------------------------------
+
+
+def test_mwl_on_dicom_port_and_mwl_port(lab: DockerLab) -> None:
+    acc = "DK-MWL-1"
+    body = {"patient_id": "P-DK", "patient_name": "DOE^JOHN", "accession": acc, "modality": "CR"}
+    r = lab.cli("order", "create", "--from-json", "-", "--json", input=json.dumps(body))
+    assert r.code == 0, r.out + r.err
+    for port in (lab.cfg.dicom_port, lab.cfg.mwl_port):
+        r = lab.cli(
+            "worklist", "find", "--accession", acc, "--to", f"127.0.0.1:{port}:ORTHANC", "--json"
+        )
+        assert r.code == 0, r.out + r.err
+        assert [m["accession"] for m in r.json()["matches"]] == [acc], port
+    findscu = shutil.which("findscu")
+    if findscu:  # the classic DCMTK query, against the published MWL port
+        proc = subprocess.run(
+            [
+                findscu,
+                "-W",
+                "-aet",
+                "DICOMKIT",
+                "-aec",
+                "ORTHANC",
+                "-k",
+                f"AccessionNumber={acc}",
+                "-k",
+                "PatientName",
+                "127.0.0.1",
+                str(lab.cfg.mwl_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "DOE^JOHN" in proc.stdout + proc.stderr
+
+
+def test_rest_studies_after_store(lab: DockerLab, tmp_path: Path) -> None:
+    acc = "DK-REST-1"
+    body = {"patient_id": "P-REST", "patient_name": "ROE^RICH", "accession": acc, "modality": "CR"}
+    placed = lab.cli("order", "create", "--from-json", "-", "--json", input=json.dumps(body)).json()
+    img = tmp_path / "img.dcm"
+    assert lab.cli("make-image", "--accession", acc, "--out", str(img)).code == 0
+    r = lab.cli("store", str(img), "--json")
+    assert r.code == 0, r.out + r.err
+    studies = httpx.get(f"http://127.0.0.1:{lab.cfg.http_port}/studies?expand", timeout=10).json()
+    uids = [s["MainDicomTags"]["StudyInstanceUID"] for s in studies]
+    assert placed["study_instance_uid"] in uids
+
+
+def test_status_names_engine_and_containers(lab: DockerLab) -> None:
+    r = lab.cli("status", "--json")
+    assert r.code == 0, r.out + r.err
+    d = r.json()
+    assert d["engine"] == "docker" and d["healthy"] is True
+    details = {s["name"]: s["detail"] for s in d["services"]}
+    assert details.keys() == {"pacs", "ris"}
+    assert f"{lab.project}-orthanc-1" in details["pacs"]
+    assert f"{lab.project}-ris-1" in details["ris"]
+
+
+def test_logs_of_each_service(lab: DockerLab) -> None:
+    r = lab.cli("logs", "pacs")
+    assert r.code == 0 and "Orthanc" in r.out
+    r = lab.cli("logs", "ris")
+    assert r.code == 0 and r.out.strip()
+    r = lab.cli("logs", "nope")
+    assert r.code != 0 and "pacs" in r.err
+
+
+def test_compose_file_round_trip(lab: DockerLab) -> None:
+    """Every service, port, volume and healthcheck in the YAML is on the created containers."""
+    from dicomkit.engines.docker import load_compose
+
+    cfg = LabConfig(
+        home=lab.home,
+        dicom_port=lab.cfg.dicom_port,
+        mwl_port=lab.cfg.mwl_port,
+        http_port=lab.cfg.http_port,
+        ris_port=lab.cfg.ris_port,
+    )
+    project = load_compose(cfg, env=lab.extra)
+    assert project.name == lab.project
+    assert set(project.services) == {"orthanc", "ris"}
+    c = client()
+    try:
+        for name, svc in project.services.items():
+            container = c.containers.get(f"{lab.project}-{name}-1")
+            labels = container.labels
+            assert labels["com.docker.compose.project"] == lab.project
+            assert labels["com.docker.compose.service"] == name
+            assert labels["com.docker.compose.oneoff"] == "False"
+            assert container.image.tags and svc.image in container.image.tags
+            bindings = container.attrs["HostConfig"]["PortBindings"]
+            for p in svc.ports:
+                published = bindings[f"{p.container_port}/{p.protocol}"]
+                assert {"HostIp": p.host_ip, "HostPort": str(p.host_port)} in published
+            mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+            for m in svc.mounts:
+                got = mounts[m.target]
+                assert got["RW"] is (not m.read_only)
+                if m.kind == "volume":
+                    assert got["Name"] == f"{lab.project}_{m.source}"
+                else:
+                    assert Path(got["Source"]) == Path(m.source)
+            health = container.attrs["Config"]["Healthcheck"]
+            assert svc.healthcheck is not None
+            assert health["Test"] == svc.healthcheck["test"]
+            assert health["Interval"] == svc.healthcheck["interval"]
+            net = container.attrs["NetworkSettings"]["Networks"]
+            assert f"{lab.project}_default" in net
+        published = {p.host_port for s in project.services.values() for p in s.ports}
+        assert published == {
+            lab.cfg.dicom_port,
+            lab.cfg.mwl_port,
+            lab.cfg.http_port,
+            lab.cfg.ris_port,
+        }
+        assert all(p.host_ip == "127.0.0.1" for s in project.services.values() for p in s.ports)
+    finally:
+        c.close()
+
+
+def test_up_again_converges_without_recreating(lab: DockerLab) -> None:
+    before = _containers(lab.project)
+    r = lab.cli("up", "--engine", "docker", "--json")
+    assert r.code == 0 and r.json()["already_running"] is True
+    # Lose the state file: `up` must adopt the running containers, not fail or duplicate them.
+    lab.cfg.state_file.unlink()
+    r = lab.cli("up", "--engine", "docker", "--json", timeout=600)
+    assert r.code == 0, r.out + r.err
+    assert r.json()["already_running"] is False
+    after = _containers(lab.project)
+    assert after.keys() == before.keys()
+    for name, (container_id, image_id) in after.items():
+        # Kept as it was, unless its image was rebuilt because the package sources changed.
+        if image_id == before[name][1]:
+            assert container_id == before[name][0], name
+
+
+def _containers(project: str) -> dict[str, tuple[str, str]]:
+    """name -> (container id, image id) of the project's containers."""
+    c = client()
+    label = {"label": f"com.docker.compose.project={project}"}
+    try:
+        return {x.name: (x.id, x.image.id) for x in c.containers.list(all=True, filters=label)}
+    finally:
+        c.close()
+
+
+def test_status_with_one_container_stopped_by_hand(lab: DockerLab) -> None:
+    c = client()
+    try:
+        c.containers.get(f"{lab.project}-ris-1").stop(timeout=5)
+    finally:
+        c.close()
+    r = lab.cli("status", "--json")
+    assert r.code == 1
+    services = {s["name"]: s for s in r.json()["services"]}
+    assert services["ris"]["running"] is False and services["ris"]["healthy"] is False
+    assert services["pacs"]["running"] is True and services["pacs"]["healthy"] is True
+    r = lab.cli("status")
+    assert "docker" in r.out and "stopped" in r.out
+    # `up` repairs a half-running lab.
+    r = lab.cli("up", "--engine", "docker", "--json")
+    assert r.code == 0, r.out + r.err
+    assert lab.cli("status", "--json").json()["healthy"] is True
+
+
+def test_down_volumes_leaves_nothing_labelled(docker_ready: None, tmp_path: Path) -> None:
+    lab = new_lab(tmp_path)
+    try:
+        r = lab.cli("up", "--engine", "docker", "--json", timeout=600)
+        assert r.code == 0, r.out + r.err
+        assert len(labelled(lab.project)["volumes"]) == 3
+        r = lab.cli("down", "--volumes")
+        assert r.code == 0, r.err
+        assert labelled(lab.project) == {"containers": [], "volumes": [], "networks": []}
+        assert lab.cli("status").code == 4
+    finally:
+        purge(lab.project)
+
+
+# ---- errors a user will hit ----------------------------------------------------------------------
+
+
+def test_port_conflict_names_the_port(docker_ready: None, tmp_path: Path) -> None:
+    lab = new_lab(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", lab.cfg.http_port))
+        squatter.listen()
+        try:
+            r = lab.cli("up", "--engine", "docker", timeout=600)
+            assert r.code == 5, r.out + r.err
+            assert str(lab.cfg.http_port) in r.err and "already taken" in r.err
+            assert labelled(lab.project)["containers"] == []
+        finally:
+            lab.cli("down", "--volumes", "--engine", "docker")
+            purge(lab.project)
+
+
+def test_unpullable_image_fails_fast_with_hint(docker_ready: None, tmp_path: Path) -> None:
+    lab = new_lab(tmp_path)
+    lab.extra["DICOMKIT_ORTHANC_IMAGE"] = "dicomkit-test/absent:never"
+    try:
+        r = lab.cli("up", "--engine", "docker", timeout=180)
+        assert r.code == 5, r.out + r.err
+        assert "cannot pull dicomkit-test/absent:never" in r.err
+        assert "--engine native" in r.err and "--engine embedded" in r.err
+    finally:
+        purge(lab.project)
+
+
+def test_no_engine_answering_is_explained(tmp_path: Path) -> None:
+    """Runs everywhere: a socket nobody serves."""
+    home = tmp_path / "home"
+    env_lab = Lab("docker", home, make_config(home, "docker"))
+    sock = tmp_path / "nobody.sock"
+    r = env_lab.cli("up", "--engine", "docker", DOCKER_HOST=f"unix://{sock}", timeout=60)
+    assert r.code == 5
+    assert f"unix://{sock}" in r.err and "--engine native" in r.err
+
+
+def test_permission_denied_names_the_docker_group(tmp_path: Path) -> None:
+    sock_path = tmp_path / "locked.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(sock_path))
+        s.listen()
+        os.chmod(sock_path, 0)
+        if os.geteuid() == 0:
+            pytest.skip("root ignores socket permissions")
+        from dicomkit.engines.docker import DockerEngine
+
+        old = os.environ.get("DOCKER_HOST")
+        os.environ["DOCKER_HOST"] = f"unix://{sock_path}"
+        try:
+            ok, why = DockerEngine().available()
+        finally:
+            if old is None:
+                os.environ.pop("DOCKER_HOST")
+            else:
+                os.environ["DOCKER_HOST"] = old
+        assert not ok and "permission denied" in why
+
+
+# ---- the compose file, parsed (no engine needed) ----------------------------------------------
+
+
+def test_compose_file_defaults_are_the_classic_lab(tmp_path: Path) -> None:
+    from dicomkit.engines.docker import load_compose
+
+    project = load_compose(LabConfig(home=tmp_path), env={})
+    assert project.name == "dicomkit"
+    orthanc, ris = project.services["orthanc"], project.services["ris"]
+    assert orthanc.image.startswith("orthancteam/orthanc:")
+    assert {(p.host_ip, p.host_port, p.container_port) for p in orthanc.ports} == {
+        ("127.0.0.1", 4242, 4242),
+        ("127.0.0.1", 10500, 4242),
+        ("127.0.0.1", 8042, 8042),
+    }
+    assert [(p.host_ip, p.host_port, p.container_port) for p in ris.ports] == [
+        ("127.0.0.1", 5000, 5000)
+    ]
+    config = next(m for m in orthanc.mounts if m.target == "/etc/orthanc/orthanc.json")
+    assert config.kind == "bind" and config.read_only and Path(config.source).is_file()
+    shared = {m.source for m in orthanc.mounts} & {m.source for m in ris.mounts}
+    assert shared == {"worklists"}
+    assert orthanc.environment["ORTHANC__AUTHENTICATION_ENABLED"] == "false"
+    assert (
+        json.loads(orthanc.environment["ORTHANC_JSON"])["DicomModalities"]["dicomkit"]["AET"]
+        == "DICOMKIT"
+    )
+    assert orthanc.healthcheck and ris.healthcheck
+    assert ris.command and ris.command[:3] == ["python", "-m", "dicomkit.ris"]
+    assert ris.build and ris.build["dockerfile"] == "compose/Dockerfile"
+
+
+def test_compose_file_follows_the_config(tmp_path: Path) -> None:
+    from dicomkit.engines.docker import load_compose
+
+    cfg = LabConfig(home=tmp_path, dicom_port=free_port(), mwl_port=free_port(), http_port=free_port(),
+                    ris_port=free_port(), aet="MODALITY1", pacs_aet="PACS1", orthanc_image="local/orthanc:1")  # fmt: skip
+    project = load_compose(cfg, env={"DICOMKIT_PROJECT": "mine"})
+    assert project.name == "mine"
+    orthanc = project.services["orthanc"]
+    assert orthanc.image == "local/orthanc:1"
+    assert {p.host_port for p in orthanc.ports} == {cfg.dicom_port, cfg.mwl_port, cfg.http_port}
+    extra = json.loads(orthanc.environment["ORTHANC_JSON"])
+    assert (
+        extra["DicomAet"] == "PACS1" and extra["DicomModalities"]["dicomkit"]["AET"] == "MODALITY1"
+    )
+    assert project.services["ris"].command is not None
+    assert project.services["ris"].command[-1] == "MODALITY1"
+
+
+def test_interpolation_and_durations() -> None:
+    from dicomkit.engines.docker import interpolate, parse_duration, parse_port
+    from dicomkit.errors import ConfigError
+
+    v = {"A": "1", "E": ""}
+    assert interpolate("${A}-${B:-x}-${E:-y}-${E-z}-$$", v) == "1-x-y--$"
+    assert parse_duration("2s") == 2_000_000_000
+    assert parse_duration("1m30s") == 90_000_000_000
+    assert parse_duration("500ms") == 500_000_000
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
+    assert parse_port("127.0.0.1:10500:4242").host_port == 10500
+    with pytest.raises(ConfigError):
+        parse_port("localhost:http:4242")
+
+
+def test_bad_project_name_is_refused(tmp_path: Path) -> None:
+    from dicomkit.engines.docker import project_name
+    from dicomkit.errors import ConfigError
+
+    assert project_name({"DICOMKIT_PROJECT": "lab-2"}) == "lab-2"
+    with pytest.raises(ConfigError):
+        project_name({"DICOMKIT_PROJECT": "../Evil"})
