@@ -118,6 +118,12 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
             assert "No DICOMweb on this lab" in r.out and "--engine native" in r.out
     assert "Next: dicomkit verify" in r.out
     # Lesson 8 broke things on the modality's side only: the lab is exactly as it was.
+    assert before_8 is not None
+    configs = [k for k in before_8["files"] if k.endswith(".json") and k != "state.json"]
+    assert configs, before_8[
+        "files"
+    ]  # the PACS's config file (orthanc.json, server.json) is compared
+    assert any(k.startswith("worklists/") for k in before_8["files"])
     assert lab_snapshot(lab) == before_8
     r = lab.cli("verify")
     assert r.code == 0, r.out + r.err

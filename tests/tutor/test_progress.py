@@ -59,11 +59,6 @@ def test_a_bad_file_gives_a_clear_error_and_a_way_out(
     assert Progress.load(tmp_path).current([1]) == 1
 
 
-def _cli(home: Path, *args: str) -> object:
-    lab = Lab("none", home, make_config(home, "native"))
-    return lab.cli(*args)
-
-
 def test_cli_on_a_corrupt_file_says_so_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "progress.json").write_text("\x00garbage")
     lab = Lab("none", tmp_path, make_config(tmp_path, "native"))
