@@ -220,7 +220,7 @@ def ask(screen: Screen, q: Question, values: dict[str, Any], lesson: Lesson) -> 
     how = f"a number 1-{len(choices)}" if choices else "type it"
     wrong = 0
     while True:
-        raw = screen.ask(f"Your answer ({how}):", None if screen.interactive else default)
+        raw = screen.ask(f"Your answer ({how})", None if screen.interactive else default)
         verdict = _matches(q, raw, values)
         if verdict is None:
             screen.show(f"[warn]Please answer with {how}.[/warn]")

@@ -37,7 +37,8 @@ class RichScreen:
     def __init__(self, no_input: bool = False) -> None:
         # Scripts, CI and pipes get the default answers: never block on a prompt nobody sees.
         self.interactive = not no_input and sys.stdin.isatty()
-        self.colour = ui.console.is_terminal and ui.console.color_system is not None
+        # A grey-scale thumbnail needs at least the 256-colour palette's grey ramp.
+        self.colour = ui.console.is_terminal and ui.console.color_system in ("256", "truecolor")
 
     def show(self, renderable: Any) -> None:
         ui.console.print(renderable)
