@@ -189,8 +189,9 @@ class Index:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            # The commit is fsynced: an acknowledged instance is indexed after a crash too.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # No fsync per commit: the stored files are fsynced before Success and the index
+            # is rebuilt from them at start if a power cut lost its last commits (reconcile).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
 
@@ -214,6 +215,9 @@ class Index:
             return self._db.execute(sql, args).fetchall()
 
     # ---- writing ---------------------------------------------------------------------------
+    def paths(self) -> set[str]:
+        return {str(r[0]) for r in self._query("SELECT path FROM instances")}
+
     def instance_path(self, sop_uid: str) -> str | None:
         rows = self._query("SELECT path FROM instances WHERE sop_uid = ?", (sop_uid,))
         return str(rows[0][0]) if rows else None

@@ -116,6 +116,13 @@ def check_complete(raw: bytes) -> None:
     """Raise ``Truncated`` unless ``raw`` is a whole Part 10 file (PS3.10 7.1) whose dataset
     (little endian, the encodings worklist files use) ends exactly at the end of the file.
     pydicom alone reads a truncated file without complaint, and Orthanc/DCMTK reject one."""
+    try:
+        _check_complete(raw)
+    except struct.error as exc:  # a header cut inside its own fields
+        raise Truncated(f"an element header is cut short ({exc})") from None
+
+
+def _check_complete(raw: bytes) -> None:
     if len(raw) < 132 or raw[128:132] != b"DICM":
         raise Truncated("no DICOM preamble/prefix (not a Part 10 file)")
     pos, end = 132, len(raw)

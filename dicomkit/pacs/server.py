@@ -70,15 +70,26 @@ def handle_echo(event: Any) -> int:
     return SUCCESS
 
 
+def _past_main_tags(tag: Any, vr: Any, length: Any) -> bool:
+    # The index needs nothing after (0040,0254); stopping there skips pixel data, big SR
+    # content trees (0040,A730) and private groups.
+    return bool(tag > 0x00400254)
+
+
+def read_record(raw: bytes) -> InstanceRecord:
+    """The identifiers and main tags of a Part 10 file's bytes (nothing decompressed)."""
+    from pydicom.filereader import read_partial
+
+    head = read_partial(BytesIO(raw), stop_when=_past_main_tags)
+    ts = str(head.file_meta.get("TransferSyntaxUID", ""))
+    return InstanceRecord.from_dataset(head, ts)
+
+
 def handle_store(event: Any, storage: Storage, index: Index) -> int:
     """C-STORE: keep the bytes exactly as received, durably, then index them."""
-    from pydicom import dcmread
-
     try:
         raw = event.encoded_dataset()  # file meta + the data set as sent: nothing decoded
-        ts = str(event.context.transfer_syntax)
-        head = dcmread(BytesIO(raw), stop_before_pixels=True)
-        rec = InstanceRecord.from_dataset(head, ts)
+        rec = read_record(raw)
     except MissingIdentifier as exc:
         log.warning("C-STORE refused: %s", exc)
         return DATA_SET_DOES_NOT_MATCH
@@ -117,6 +128,32 @@ def handle_store(event: Any, storage: Storage, index: Index) -> int:
             storage.remove(path)
         log.warning("duplicate SOP Instance UID %s: kept the first copy", rec.sop_uid)
     return SUCCESS
+
+
+def reconcile(storage: Storage, index: Index) -> int:
+    """Index stored files the index lacks. Files are fsynced before Success, the index commit
+    is not (WAL, synchronous=NORMAL), so after a power cut the files are the truth."""
+    known = index.paths()
+    added = 0
+    for path in storage.files.glob("*/*.dcm"):
+        rel = storage.relative(path)
+        if rel in known:
+            continue
+        try:
+            raw = path.read_bytes()
+            rec = read_record(raw)
+        except Exception as exc:
+            log.warning("stored file %s is unreadable, left alone: %s", rel, exc)
+            continue
+        rec.path, rec.size = rel, len(raw)
+        mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
+        if index.add(rec, mtime.isoformat(timespec="milliseconds")):
+            added += 1
+        elif index.instance_path(rec.sop_uid) != rel:
+            storage.remove(path)  # a later duplicate: the first copy stays
+    if added:
+        log.warning("re-indexed %d stored instance(s) missing from the index", added)
+    return added
 
 
 def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig) -> Any:
@@ -207,6 +244,7 @@ class PacsServer:
 
         cfg = self.cfg
         self.storage.sweep_tmp()
+        reconcile(self.storage, self.index)
         # Parse the worklist folder now, off the startup path: readiness must not wait for it.
         threading.Thread(target=self.worklist.refresh, name="worklist-load", daemon=True).start()
         self.worklist.start_sweeper(2.0, self._stop)

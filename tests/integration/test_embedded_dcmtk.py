@@ -112,14 +112,24 @@ def write_config(home: Path, **over: object) -> tuple[Path, dict]:
     return path, conf
 
 
-def start_server(home: Path, **over: object) -> Server:
+def start_server(home: Path, max_file_size: int = 0, **over: object) -> Server:
     path, conf = write_config(home, **over)
     log = home / "pacs.log"
+
+    def limit_file_size() -> None:
+        # A disk that fills up, without root: writes past the limit fail with EFBIG.
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))
+
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dicomkit.pacs", "--config", str(path)],
             stdout=fh,
             stderr=subprocess.STDOUT,
+            preexec_fn=limit_file_size if max_file_size else None,
         )
     server = Server(
         conf["dicom_port"],
@@ -577,3 +587,28 @@ def test_association_limit(server: Server) -> None:
         time.sleep(0.05)
     else:
         raise AssertionError("the association slots were not freed")
+
+
+def test_full_disk_answers_out_of_resources_and_leaves_nothing(tmp_path: Path) -> None:
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    srv = start_server(tmp_path, max_file_size=2 * 1024 * 1024)
+    try:
+        big = pydicom.dcmread(testdata("CT_small.dcm"))
+        big.SOPInstanceUID = big.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        big.Rows = big.Columns = 1100
+        big.PixelData = np.zeros((1100, 1100), dtype=np.uint16).tobytes()  # 2.4 MB
+        path = tmp_path / "big.dcm"
+        big.save_as(path, enforce_file_format=True)
+        store = [need("storescu"), "-v", "-aet", "MODALITY", "-aec", AET, "127.0.0.1",
+                 str(srv.dicom_port)]  # fmt: skip
+        p = run(*store, str(path))
+        assert "Refused: OutOfResources" in p.stdout + p.stderr  # 0xA700
+        files = [f for f in (srv.storage_dir / "files").rglob("*") if f.is_file()]
+        assert files == []  # no partial file, no leftover .tmp
+        p = run(*store, str(testdata("CT_small.dcm")))  # a small one still fits
+        assert "Received Store Response (Success)" in p.stdout + p.stderr
+        assert "storage full" in srv.log.read_text()
+    finally:
+        stop_server(srv)

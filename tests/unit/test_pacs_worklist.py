@@ -1,0 +1,124 @@
+"""The worklist index follows its folder: new, removed, replaced and edited files, corrupt
+files skipped, and whole-file checks that catch truncation pydicom alone would accept."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dicomkit.dicom import worklist
+from dicomkit.dicom.worklist import WorklistQuery
+from dicomkit.pacs.mwl import Truncated, WorklistFolder, check_complete
+from dicomkit.ris.models import OrderIn
+from dicomkit.ris.store import OrderStore
+
+
+def _order(acc: str, name: str = "DOE^JANE") -> OrderIn:
+    return OrderIn(patient_id="P1", patient_name=name, accession=acc, modality="CR",
+                   study_desc="XR CHEST", scheduled_date="20260105", scheduled_time="0930")  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> OrderStore:
+    return OrderStore(tmp_path / "ris.sqlite3", tmp_path / "wl")
+
+
+def _accs(folder: WorklistFolder, **keys: str) -> list[str]:
+    return sorted(str(d.AccessionNumber) for d in folder.find(WorklistQuery(**keys).identifier()))
+
+
+def test_follows_creates_and_deletes(store: OrderStore) -> None:
+    folder = WorklistFolder(store.worklist_dir)
+    assert _accs(folder) == []
+    store.create(_order("A1"))
+    store.create(_order("A2"))
+    assert _accs(folder) == ["A1", "A2"]
+    assert _accs(folder, accession="A2") == ["A2"]
+    store.delete("A1")
+    assert _accs(folder) == ["A2"]
+    assert _accs(folder, accession="A1") == []  # the index entry went with the file
+
+
+def test_atomic_replacement_is_seen_even_when_the_folder_looks_unchanged(
+    store: OrderStore,
+) -> None:
+    out = store.create(_order("A1"))
+    folder = WorklistFolder(store.worklist_dir)
+    assert _accs(folder) == ["A1"]
+    path = worklist.item_path(store.worklist_dir, out.worklist_item_id)
+    ds = worklist.read_item(path)
+    ds.AccessionNumber = "A1-NEW"
+    worklist.write_item(store.worklist_dir, out.worklist_item_id, ds)  # new inode, same name
+    assert _accs(folder) == ["A1-NEW"]
+    assert _accs(folder, accession="A1") == []
+
+
+def test_in_place_edit_is_caught_by_the_sweep(store: OrderStore) -> None:
+    out = store.create(_order("A1"))
+    path = worklist.item_path(store.worklist_dir, out.worklist_item_id)
+    folder = WorklistFolder(store.worklist_dir)
+    # Make the folder look old and settled, so the quick path trusts its cache.
+    old = time.time() - 60
+    os.utime(store.worklist_dir, (old, old))
+    assert _accs(folder) == ["A1"]
+    ds = worklist.read_item(path)
+    ds.AccessionNumber = "A9"  # same length: same size, only the mtime tells
+    with open(path, "r+b") as fh:  # in place: same inode, folder mtime unchanged
+        fh.write(worklist.encode(ds))
+    os.utime(store.worklist_dir, (old, old))
+    os.utime(path, (old + 5, old + 5))
+    folder.refresh(full=True)
+    assert _accs(folder) == ["A9"]
+
+
+def test_corrupt_files_are_skipped_and_logged(
+    store: OrderStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.create(_order("A1"))
+    good = next(store.worklist_dir.glob("*.wl")).read_bytes()
+    for i, cut in enumerate((10, 140, 300, len(good) // 2, len(good) - 1)):
+        (store.worklist_dir / f"{i:032x}.wl").write_bytes(good[:cut])
+    (store.worklist_dir / ("e" * 32 + ".wl")).write_bytes(b"not dicom at all")
+    (store.worklist_dir / ("d" * 32 + ".wl")).mkdir()  # not a file
+    os.symlink("/etc/passwd", store.worklist_dir / ("c" * 32 + ".wl"))  # never followed
+    folder = WorklistFolder(store.worklist_dir)
+    assert _accs(folder) == ["A1"]
+    assert len(folder) == 1
+    assert caplog.text.count("skipping") >= 8
+    caplog.clear()
+    assert _accs(folder) == ["A1"]
+    assert "skipping" not in caplog.text  # logged once, not on every query
+
+
+def test_check_complete_catches_truncation(store: OrderStore) -> None:
+    store.create(_order("A1", name="山田^太郎"))
+    good = next(store.worklist_dir.glob("*.wl")).read_bytes()
+    check_complete(good)
+    # A cut exactly between two top-level elements leaves a valid, shorter data set (DCMTK
+    # and Orthanc read it too); any cut inside an element or a sequence is caught.
+    sq_start = good.index(b"\x40\x00\x00\x01SQ")  # (0040,0100) ScheduledProcedureStepSequence
+    length = int.from_bytes(good[sq_start + 8 : sq_start + 12], "little")
+    sq_end = sq_start + 12 + length if length != 0xFFFFFFFF else good.index(b"\xfe\xff\xdd\xe0")
+    for cut in range(sq_start + 1, sq_end):
+        with pytest.raises(Truncated):
+            check_complete(good[:cut])
+    caught = 0
+    for cut in range(1, len(good)):
+        try:
+            check_complete(good[:cut])
+        except Truncated:
+            caught += 1
+    assert caught > 0.9 * len(good)
+
+
+def test_unicode_names_round_trip(store: OrderStore) -> None:
+    store.create(_order("A1", name="Müller^Zoë"))
+    store.create(_order("A2", name="山田^太郎"))
+    folder = WorklistFolder(store.worklist_dir)
+    answers = folder.find(WorklistQuery(patient_name="山田*").identifier())
+    assert [str(a.PatientName) for a in answers] == ["山田^太郎"]
+    assert answers[0].SpecificCharacterSet == "ISO_IR 192"
+    assert _accs(folder, patient_name="MÜLLER^ZOË") == ["A1"]
