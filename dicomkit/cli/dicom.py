@@ -183,12 +183,19 @@ def store(
         bool,
         typer.Option("--resume", help="Skip files this lab's PACS already acknowledged earlier."),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", help="Associations in parallel (0: one per 100 files, at most 4)."
+        ),
+    ] = 0,
     json: JsonOpt = False,
 ) -> None:
-    """C-STORE files to the PACS on one association, each in its own transfer syntax."""
+    """C-STORE files to the PACS, each in its own transfer syntax (one association, or a few
+    in parallel for large batches)."""
     from dicomkit import ui
     from dicomkit.dicom import journal
-    from dicomkit.dicom.scu import FileResult, collect_files, store_files
+    from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
@@ -225,7 +232,7 @@ def store(
 
     try:
         report = store_files(peer, cfg.aet, files, timeout=cfg.timeout, progress=on_file,
-                             skip_instances=skip)  # fmt: skip
+                             skip_instances=skip, jobs=jobs or auto_jobs(len(files)))  # fmt: skip
     finally:
         if progress_ctx is not None:
             progress_ctx.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -172,7 +173,10 @@ class NativeEngine:
             started=now_iso(),
         )
         log = cfg.log_dir / "orthanc.log"
-        pid = process.spawn([binary, str(conf_path)], log)
+        # DCMTK (inside Orthanc) leaves Nagle on unless TCP_NODELAY=1 is in its environment:
+        # measured here, storescu -> Orthanc goes from ~100 ms to ~14 ms per small instance.
+        env = {**os.environ, "TCP_NODELAY": "1"}
+        pid = process.spawn([binary, str(conf_path)], log, env=env)
         state.services["pacs"] = ServiceState(
             "pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)
         )
