@@ -106,6 +106,12 @@ def down(
     else:
         get_engine(name).down(cfg, state, volumes, messages.append)
     clear_state(cfg)
+    if volumes:
+        import shutil
+
+        # The store journal records what *this* PACS acknowledged; with its data gone,
+        # `store --resume` must send everything again.
+        shutil.rmtree(cfg.lab_dir / "journal", ignore_errors=True)
     if json:
         ui.print_json({"stopped": state is not None, "engine": name, "messages": messages})
         return
