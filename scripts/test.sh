@@ -27,6 +27,16 @@ fi
 
 if [ -f scripts/docker-setup.sh ]; then
   # Best effort: when no Docker Engine can run, the docker tests skip and say why.
+  # A dockerd that setup started (its PID in dockerd.started) is stopped again on exit.
+  DOCKERD_STARTED="${DICOMKIT_TEST_CACHE:-/var/cache/dicomkit-test}/dockerd.started"
+  stop_dockerd() {
+    [ -f "$DOCKERD_STARTED" ] || return 0
+    pid=$(cat "$DOCKERD_STARTED")
+    $SUDO kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do $SUDO kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    $SUDO rm -f "$DOCKERD_STARTED"
+  }
+  trap stop_dockerd EXIT
   bash scripts/docker-setup.sh || echo "== docker setup failed: docker-engine tests will skip"
 fi
 

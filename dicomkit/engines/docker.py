@@ -288,7 +288,7 @@ def _connect_error(exc: BaseException) -> EngineError:
         return EngineError(
             f"permission denied on the Docker socket ({where})",
             "add your user to the docker group: `sudo usermod -aG docker $USER`, then "
-            "`newgrp docker` (or log out and in); or use --engine native / --engine embedded",
+            "`newgrp docker` (or log out and in)",
         )
     return EngineError(
         f"no Docker Engine answers at {where}",
@@ -515,10 +515,11 @@ def build_ris_image(
 
 
 def _labels(project: ComposeProject, **extra: str) -> dict[str, str]:
+    # Only Compose's own labels: compose compares a volume's labels with the file's and warns
+    # ("label has changed") about any other.
     return {
         "com.docker.compose.project": project.name,
         "com.docker.compose.version": COMPOSE_VERSION,
-        ENGINE_LABEL: "docker",
         **extra,
     }
 
@@ -671,6 +672,7 @@ def _converge_container(
             "com.docker.compose.depends_on": "",
             "com.docker.compose.project.working_dir": str(project.compose_file.parent),
             "com.docker.compose.project.config_files": str(project.compose_file),
+            ENGINE_LABEL: "docker",
         },
     )
     endpoint = client.api.create_endpoint_config(aliases=[svc.name, name])
@@ -781,6 +783,9 @@ class DockerEngine:
         try:
             client = connect(timeout=PING_TIMEOUT)
         except EngineError as exc:
+            # select_engine() shows only this reason: carry the fix when it is not "start Docker".
+            if exc.message.startswith("permission denied"):
+                return False, f"{exc.message}: {exc.hint}"
             return False, exc.message
         try:
             version = client.version().get("Version", "?")

@@ -29,7 +29,8 @@ from tests.conftest import Lab, free_port, make_config
 ORTHANC_IMAGE = os.environ.get("DICOMKIT_TEST_ORTHANC_IMAGE", "dicomkit-test/orthanc:bookworm")
 PYTHON_IMAGE = os.environ.get("DICOMKIT_TEST_PYTHON_IMAGE", "dicomkit-test/python:bookworm")
 RIS_IMAGE = os.environ.get("DICOMKIT_TEST_RIS_IMAGE", "dicomkit-test/ris:latest")
-WHEELHOUSE = Path(os.environ.get("DICOMKIT_TEST_WHEELHOUSE", "/var/cache/dicomkit-test/wheels"))
+CACHE = Path(os.environ.get("DICOMKIT_TEST_CACHE", "/var/cache/dicomkit-test"))
+WHEELHOUSE = CACHE / "wheels"  # scripts/docker-setup.sh fills it
 SETUP = "run scripts/docker-setup.sh (it starts dockerd and builds the stand-in images)"
 
 
@@ -394,25 +395,26 @@ def test_no_engine_answering_is_explained(tmp_path: Path) -> None:
 
 
 def test_permission_denied_names_the_docker_group(tmp_path: Path) -> None:
+    """A socket we may not open (root drops its file-permission override for the check)."""
+    import sys
+
     sock_path = tmp_path / "locked.sock"
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(sock_path))
         s.listen()
         os.chmod(sock_path, 0)
+        argv = [sys.executable, "-m", "dicomkit", "up", "--engine", "docker"]
         if os.geteuid() == 0:
-            pytest.skip("root ignores socket permissions")
-        from dicomkit.engines.docker import DockerEngine
-
-        old = os.environ.get("DOCKER_HOST")
-        os.environ["DOCKER_HOST"] = f"unix://{sock_path}"
-        try:
-            ok, why = DockerEngine().available()
-        finally:
-            if old is None:
-                os.environ.pop("DOCKER_HOST")
-            else:
-                os.environ["DOCKER_HOST"] = old
-        assert not ok and "permission denied" in why
+            if shutil.which("setpriv") is None:
+                pytest.skip("root ignores socket permissions and setpriv is missing")
+            argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *argv]
+        env = Lab("docker", tmp_path, make_config(tmp_path, "docker")).env(
+            DOCKER_HOST=f"unix://{sock_path}"
+        )
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "permission denied" in proc.stderr and "docker group" in proc.stderr
+    assert "newgrp" in proc.stderr
 
 
 # ---- the compose file, parsed (no engine needed) ----------------------------------------------
@@ -488,3 +490,39 @@ def test_bad_project_name_is_refused(tmp_path: Path) -> None:
     assert project_name({"DICOMKIT_PROJECT": "lab-2"}) == "lab-2"
     with pytest.raises(ConfigError):
         project_name({"DICOMKIT_PROJECT": "../Evil"})
+
+
+def _compose_cli() -> list[str] | None:
+    """`docker compose` (v2) or Debian's `docker-compose` (v1), whichever is installed."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_docker_compose_recognises_the_lab(lab: DockerLab, tmp_path: Path) -> None:
+    """`docker compose -p PROJECT ps` lists what `dicomkit up` created through the SDK."""
+    from dicomkit.engines.docker import _compose_file
+
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    compose_file = _compose_file()
+    if cli[0].endswith("docker-compose"):
+        # Compose v1 predates the top-level `name:` key; the project comes from -p anyway.
+        text = compose_file.read_text().replace("name: ${DICOMKIT_PROJECT:-dicomkit}\n", "")
+        shutil.copy(compose_file.parent / "orthanc.json", tmp_path / "orthanc.json")
+        compose_file = tmp_path / "docker-compose.yml"
+        compose_file.write_text(text)
+    proc = subprocess.run(
+        [*cli, "-f", str(compose_file), "-p", lab.project, "ps"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=lab.env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    for service in ("orthanc", "ris"):
+        assert f"{lab.project}-{service}-1" in proc.stdout
