@@ -122,3 +122,41 @@ def test_unicode_names_round_trip(store: OrderStore) -> None:
     assert [str(a.PatientName) for a in answers] == ["山田^太郎"]
     assert answers[0].SpecificCharacterSet == "ISO_IR 192"
     assert _accs(folder, patient_name="MÜLLER^ZOË") == ["A1"]
+
+
+@pytest.mark.parametrize("name", ["DOE^JANE", "Müller^Zoë", "山田^太郎"])
+def test_fast_reader_agrees_with_pydicom(store: OrderStore, name: str) -> None:
+    from io import BytesIO
+
+    from pydicom import dcmread
+
+    from dicomkit.pacs.match import flatten
+    from dicomkit.pacs.mwl import read_flat
+
+    store.create(_order("A1", name=name))
+    raw = next(store.worklist_dir.glob("*.wl")).read_bytes()
+    assert read_flat(raw) == flatten(dcmread(BytesIO(raw)))
+    # Implicit VR little endian too (VRs come from the dictionary).
+    ds = dcmread(BytesIO(raw))
+    buf = BytesIO()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    ds.save_as(buf, implicit_vr=True, little_endian=True)
+    assert read_flat(buf.getvalue()) == flatten(ds)
+
+
+def test_code_extension_charsets_fall_back_to_pydicom(store: OrderStore) -> None:
+    from io import BytesIO
+
+    from pydicom import dcmread
+
+    from dicomkit.pacs.mwl import read_flat
+
+    out = store.create(_order("A1"))
+    ds = worklist.read_item(worklist.item_path(store.worklist_dir, out.worklist_item_id))
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=山田^太郎"
+    buf = BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    flat = read_flat(buf.getvalue())
+    assert flat[0x00100010] == ("Yamada^Tarou=山田^太郎",)
+    assert str(dcmread(BytesIO(buf.getvalue())).PatientName) == "Yamada^Tarou=山田^太郎"
