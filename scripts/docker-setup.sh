@@ -38,6 +38,10 @@ $SUDO chown "$(id -u)" "$CACHE" 2>/dev/null || true
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# Compose itself, to check that it recognises what dicomkit creates (Debian 12 ships v1).
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  missing+=(docker-compose)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   $SUDO apt-get update -qq
@@ -89,7 +93,8 @@ for pair in "orthanc:$ORTHANC_IMAGE" "python:$PYTHON_IMAGE"; do
     t0=$(date +%s)
     say "building $image from scripts/docker-images/$dir"
     docker build -q --network host --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$image" \
-      "scripts/docker-images/$dir" >/dev/null
+      "scripts/docker-images/$dir" >"$CACHE/build-$dir.log" 2>&1 \
+      || { tail -n 15 "$CACHE/build-$dir.log"; exit 1; }
     say "$image built in $(elapsed "$t0")"
   fi
 done

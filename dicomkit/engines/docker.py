@@ -467,11 +467,13 @@ def build_ris_image(
     files = ris_build_files()
     wheels = _wheelhouse()
     wanted = source_hash({**files, **{f"wheels/{w.name}": b"" for w in wheels}})
+    previous = ""
     try:
         current = client.images.get(image)
         have = (current.labels or {}).get(SOURCE_HASH_LABEL)
         if not force and (have is None or have == wanted):
             return current
+        previous = current.id
         report(f"the RIS image {image} is stale (package sources changed): rebuilding")
     except _not_found():
         report(f"building the RIS image {image} (first run: a minute or two)")
@@ -508,7 +510,12 @@ def build_ris_image(
     except Exception as exc:
         raise EngineError(f"building the RIS image failed: {_explain(exc)}", OFFLINE_HINT) from None
     report(f"built {image} in {time.monotonic() - started:.0f} s")
-    return client.images.get(image)
+    built = client.images.get(image)
+    if previous and previous != built.id:
+        # The old build is untagged now; drop it unless a container still uses it.
+        with contextlib.suppress(Exception):
+            client.images.remove(previous)
+    return built
 
 
 # ---- containers ----------------------------------------------------------------------------------
