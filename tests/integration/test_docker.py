@@ -526,3 +526,35 @@ def test_docker_compose_recognises_the_lab(lab: DockerLab, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     for service in ("orthanc", "ris"):
         assert f"{lab.project}-{service}-1" in proc.stdout
+
+
+def test_ctrl_c_during_up_leaves_nothing_unmanageable(docker_ready: None, tmp_path: Path) -> None:
+    """Interrupt `up` once the containers exist; the next `up` and `down` still work."""
+    import signal
+    import sys
+
+    lab = new_lab(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomkit", "up", "--engine", "docker"],
+        env=lab.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "created" in line or "waiting for" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        proc.wait(timeout=60)
+        r = lab.cli("up", "--engine", "docker", "--json", timeout=600)
+        assert r.code == 0, r.out + r.err
+        assert lab.cli("status", "--json").json()["healthy"] is True
+        r = lab.cli("down", "--volumes")
+        assert r.code == 0, r.err
+        assert labelled(lab.project) == {"containers": [], "volumes": [], "networks": []}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        purge(lab.project)
