@@ -385,16 +385,22 @@ def _tree(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
         yield f"{prefix}/{rel.as_posix()}", path
 
 
-def _installed_pyproject() -> str:
-    """A pyproject.toml for building the installed package (no checkout at hand)."""
+def _installed_pyproject(packages: list[str]) -> str:
+    """A pyproject.toml for building the installed package (no checkout at hand), laid out
+    like the real one: lessons/ and compose/ at the top, shipped as dicomkit.lessons/.compose."""
     dist = metadata.distribution("dicomkit")
     deps = [r for r in (dist.requires or []) if "extra ==" not in r]
     return (
-        '[build-system]\nrequires = ["setuptools>=68", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[build-system]\nrequires = ["setuptools>=68", "wheel"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
         f'[project]\nname = "dicomkit"\nversion = "{dist.version}"\nreadme = "README.md"\n'
         f"dependencies = {json.dumps(deps)}\n\n"
-        '[tool.setuptools.packages.find]\ninclude = ["dicomkit*"]\n\n'
-        '[tool.setuptools.package-data]\n"*" = ["*.toml", "*.md", "*.yml", "*.json", "Dockerfile*", "py.typed"]\n'
+        f"[tool.setuptools]\npackages = {json.dumps(sorted(packages))}\n\n"
+        "[tool.setuptools.package-dir]\n"
+        '"dicomkit.lessons" = "lessons"\n"dicomkit.compose" = "compose"\n\n'
+        "[tool.setuptools.package-data]\n"
+        'dicomkit = ["py.typed"]\n"dicomkit.lessons" = ["*.toml", "*.md"]\n'
+        '"dicomkit.compose" = ["*.yml", "*.json", "Dockerfile*", "*.md"]\n'
     )
 
 
@@ -416,7 +422,12 @@ def ris_build_files() -> dict[str, bytes]:
             if parts[1] in ("compose", "lessons"):
                 arc = "/".join(parts[1:])  # the Dockerfile copies them from the context root
             files[arc] = path.read_bytes()
-        files["pyproject.toml"] = _installed_pyproject().encode()
+        packages = [
+            ".".join(("dicomkit", *p.parent.relative_to(pkg).parts)).rstrip(".")
+            for p in pkg.rglob("__init__.py")
+            if "__pycache__" not in p.parts
+        ]
+        files["pyproject.toml"] = _installed_pyproject(packages).encode()
     files.setdefault("README.md", b"# dicomkit\n")
     if "compose/Dockerfile" not in files:
         raise EngineError(
