@@ -95,9 +95,18 @@ MODALITIES = frozenset(
 MAX_LEN = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "DA": 8, "TM": 14}
 
 
+def _unicode(value: str, vr: str) -> None:
+    # JSON may carry lone surrogates ("\\ud800"): text no character set can encode.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"is not valid Unicode text (lone surrogate) ({vr})") from None
+
+
 def _common(value: str, vr: str, ascii_only: bool) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string ({vr})")
+    _unicode(value, vr)
     if "\\" in value:
         raise ValueError(f"must not contain a backslash: it separates values in DICOM ({vr})")
     bad = _CONTROL.search(value)
@@ -155,6 +164,7 @@ def check_pn(value: str) -> str:
     five ``^``-separated components and at most 64 characters (PS3.5 6.2.1.2)."""
     if not isinstance(value, str):
         raise ValueError("must be a string (PN)")
+    _unicode(value, "PN")
     if "\\" in value:
         raise ValueError("must not contain a backslash (PN)")
     bad = _CONTROL.search(value)

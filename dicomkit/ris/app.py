@@ -42,19 +42,25 @@ class BodyLimit:
                     await _too_large(send, self.limit)
                     return
         received = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    # Answer now: FastAPI turns any error while reading the body into a 400.
+                    if not started and not refused:
+                        refused = True
+                        await _too_large(send, self.limit)
                     raise _TooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 is already out; drop whatever the app answers after it
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -62,7 +68,7 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not started:
+            if not started and not refused:
                 await _too_large(send, self.limit)
 
 
