@@ -191,8 +191,7 @@ def store(
     ] = 0,
     json: JsonOpt = False,
 ) -> None:
-    """C-STORE files to the PACS, each in its own transfer syntax (one association, or a few
-    in parallel for large batches)."""
+    """C-STORE files to the PACS, each in its own transfer syntax (large batches: a few associations in parallel)."""
     from dicomkit import ui
     from dicomkit.dicom import journal
     from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
