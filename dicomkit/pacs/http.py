@@ -159,11 +159,14 @@ def make_handler(server: PacsServer) -> type[BaseHTTPRequestHandler]:
                 log.exception("HTTP %s %s failed", method, self.path)
                 status, payload = 500, {"error": "internal error, see the PACS log"}
             data = json.dumps(payload, indent=2).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                log.debug("HTTP client left before the answer to %s", self.path)
 
         def do_GET(self) -> None:
             self._serve("GET")

@@ -304,8 +304,8 @@ class WorklistFolder:
         self._sig: tuple[int, int] | None = None
 
     def __len__(self) -> int:
-        with self._lock:
-            return sum(1 for e in self._entries.values() if e.flat is not None)
+        # No lock: /status must answer while a big folder is still loading.
+        return sum(1 for e in list(self._entries.values()) if e.flat is not None)
 
     # ---- following the folder -------------------------------------------------------------
     def refresh(self, full: bool = False) -> None:
