@@ -36,6 +36,7 @@ if [ -f scripts/docker-setup.sh ]; then
     for _ in $(seq 1 40); do $SUDO kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     $SUDO rm -f "$DOCKERD_STARTED"
   }
+  rm -f "$DOCKERD_STARTED"  # only a dockerd started by this run is ours to stop
   trap stop_dockerd EXIT
   bash scripts/docker-setup.sh || echo "== docker setup failed: docker-engine tests will skip"
 fi
