@@ -101,6 +101,11 @@ def down(
     name = state.engine if state else (cfg.engine if cfg.engine != "auto" else None)
     messages: list[str] = []
     if name is None:
+        # No state file: `up` was interrupted before writing it, or Compose started the stack.
+        # Docker containers carry the project label, so they can still be found and removed.
+        docker = get_engine("docker")
+        if docker.available()[0]:
+            docker.down(cfg, None, volumes, messages.append)
         if volumes:
             get_engine("native").down(cfg, None, True, messages.append)
     else:
