@@ -117,9 +117,36 @@ def norm_dt(value: str) -> str:
 _NORM: dict[str, Callable[[str], str]] = {"DA": norm_da, "TM": norm_tm, "DT": norm_dt}
 
 
+def _fold(text: str) -> str:
+    # Per character, so positions line up between pattern and value (like re.IGNORECASE).
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+
+
+def _glob(pattern: str, text: str) -> bool:
+    """``*`` and ``?`` matching in O(len(pattern) * len(text)) at worst. A regex built from the
+    pattern backtracks exponentially on ``*A*A*A...*B`` (a C-FIND could pin a CPU for hours)."""
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1  # let the last "*" swallow one more character
+            t = mark
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
+
+
 def _wildcard(pattern: str, ignore_case: bool) -> Predicate:
-    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(rx, re.DOTALL | (re.IGNORECASE if ignore_case else 0)).fullmatch  # type: ignore[return-value]
+    if ignore_case:
+        folded = _fold(pattern)
+        return lambda v: _glob(folded, _fold(v))
+    return lambda v: _glob(pattern, v)
 
 
 def _predicate(vr: str, value: str) -> Predicate | None:

@@ -12,6 +12,7 @@ import datetime as _dt
 import logging
 import sqlite3
 import threading
+import time
 from io import BytesIO
 from typing import Any
 
@@ -163,21 +164,40 @@ def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: Ser
         yield from qr.handle_qr_find(event, index)
 
 
-def handle_conn_open(event: Any, max_pdu: int) -> None:
+def handle_conn_open(event: Any, max_pdu: int, timeout: float) -> None:
     """Refuse PDUs larger than we announced: pynetdicom would buffer any length a peer
-    claims (up to 4 GiB), so a hostile header could exhaust memory."""
+    claims (up to 4 GiB), so a hostile header could exhaust memory. And give each PDU a
+    deadline: pynetdicom reads the rest of a started PDU with a blocking recv, so a peer that
+    sends half a PDU and stops would hold its association slot forever."""
     sock = event.assoc.dul.socket
-    if sock is None:
+    if sock is None or sock.socket is None:
         return
     # A-ASSOCIATE-RQ is not bound by Maximum Length (PS3.8 D.1); allow it some room.
     limit = max(max_pdu, 256 * 1024) + 16
-    original = sock.recv
+    raw = sock.socket
 
     def recv(nbytes: int) -> bytes:
         if nbytes > limit:
             log.warning("peer announced a %d-byte PDU (limit %d): dropping it", nbytes, limit)
             raise OSError(f"PDU of {nbytes} bytes exceeds the limit of {limit}")
-        return bytes(original(nbytes))
+        buf = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while len(buf) < nbytes:
+                left = deadline - time.monotonic()
+                raw.settimeout(max(left, 0.001))
+                try:
+                    chunk = raw.recv(min(nbytes - len(buf), 65536))
+                except TimeoutError:
+                    log.warning("peer sent %d of %d bytes in %.0f s: dropping it", len(buf),
+                                nbytes, timeout)  # fmt: skip
+                    raise
+                if not chunk:
+                    break  # the peer closed: pynetdicom sees a short read
+                buf.extend(chunk)
+        finally:
+            raw.settimeout(timeout)  # sends to a peer that stops reading time out too
+        return bytes(buf)
 
     setattr(sock, "recv", recv)  # noqa: B010 - per-socket guard, pynetdicom has no hook
 
@@ -231,7 +251,7 @@ class PacsServer:
 
         return [
             nodelay_handler(),
-            (evt.EVT_CONN_OPEN, handle_conn_open, [self.cfg.max_pdu]),
+            (evt.EVT_CONN_OPEN, handle_conn_open, [self.cfg.max_pdu, self.cfg.network_timeout]),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [self.storage, self.index]),
             (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
