@@ -186,12 +186,12 @@ def store(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", "-j", help="Associations in parallel (0: one per 100 files, at most 4)."
+            "--jobs", "-j", help="Associations in parallel (0: automatic, currently one)."
         ),
     ] = 0,
     json: JsonOpt = False,
 ) -> None:
-    """C-STORE files to the PACS, each in its own transfer syntax (large batches: a few associations in parallel)."""
+    """C-STORE files to the PACS, each in its own transfer syntax (one association, or --jobs)."""
     from dicomkit import ui
     from dicomkit.dicom import journal
     from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files

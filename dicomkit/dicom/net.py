@@ -225,3 +225,162 @@ def _raise_for_failed(
         "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
         peer=str(peer),
     )
+
+
+# ---- C-ECHO without pynetdicom ---------------------------------------------------------
+# `dicomkit echo` is the DICOM "ping": importing pydicom + pynetdicom (and numpy through them)
+# costs several times the echo itself. The happy path below speaks the few PDUs of PS3.8 9.3
+# directly; anything unusual (rejection, abort, a context refused, an unexpected PDU) returns
+# None and the caller repeats the echo through pynetdicom, which names the cause and the fix.
+
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"  # PS3.7 A.2.1 DICOM Application Context Name
+# Our implementation identity in the A-ASSOCIATE-RQ (PS3.7 D.3.3.2): a UUID-derived UID
+# (PS3.5 B.2), fixed once; the fallback path sends pynetdicom's own.
+IMPLEMENTATION_CLASS_UID = "2.25.212412416477860226399456929725017484453"
+IMPLEMENTATION_VERSION = "DICOMKIT_ECHO"
+
+
+class _Unusual(Exception):
+    """The fast path met something only the full stack should explain."""
+
+
+def _item(item_type: int, payload: bytes) -> bytes:
+    import struct
+
+    return struct.pack(">BBH", item_type, 0, len(payload)) + payload
+
+
+def _associate_rq(called: str, calling: str, abstract: str) -> bytes:
+    import struct
+
+    pc = struct.pack(">BBBB", 1, 0, 0, 0)  # presentation context ID 1
+    pc += _item(0x30, abstract.encode()) + _item(0x40, IMPLICIT_VR_LE.encode())
+    user = _item(0x51, struct.pack(">I", MAX_PDU))  # PS3.8 D.1 Maximum Length
+    user += _item(0x52, IMPLEMENTATION_CLASS_UID.encode())
+    user += _item(0x55, IMPLEMENTATION_VERSION.encode())
+    body = struct.pack(">HH", 1, 0)  # protocol version 1, reserved
+    body += called.encode("ascii").ljust(16) + calling.encode("ascii").ljust(16) + bytes(32)
+    body += _item(0x10, APPLICATION_CONTEXT.encode()) + _item(0x20, pc) + _item(0x50, user)
+    return struct.pack(">BBI", 0x01, 0, len(body)) + body
+
+
+def _element(tag: int, value: bytes) -> bytes:
+    import struct
+
+    # PS3.5 7.1.3 Implicit VR Little Endian: tag, 32-bit length, value (even length)
+    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def _c_echo_rq(message_id: int) -> bytes:
+    import struct
+
+    sop = b"1.2.840.10008.1.1\0"  # Verification SOP Class UID padded to even length
+    elems = _element(0x00000002, sop)  # Affected SOP Class UID
+    elems += _element(0x00000100, struct.pack("<H", 0x0030))  # Command Field: C-ECHO-RQ
+    elems += _element(0x00000110, struct.pack("<H", message_id))  # Message ID
+    elems += _element(0x00000800, struct.pack("<H", 0x0101))  # Command Data Set Type: none
+    return _element(0x00000000, struct.pack("<I", len(elems))) + elems  # Group Length
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise _Unusual("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def _recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
+    import struct
+
+    pdu_type, _, length = struct.unpack(">BBI", _recv_exact(sock, 6))
+    if length > MAX_PDU + 1024:
+        raise _Unusual(f"PDU of {length} bytes")
+    return pdu_type, _recv_exact(sock, length)
+
+
+def _accepted(ac: bytes) -> bool:
+    """Is presentation context 1 accepted in this A-ASSOCIATE-AC body (PS3.8 9.3.3)?"""
+    import struct
+
+    pos = 68  # protocol version, reserved, AE titles (echoed), 32 reserved bytes
+    while pos + 4 <= len(ac):
+        item_type, _, length = struct.unpack_from(">BBH", ac, pos)
+        if item_type == 0x21 and length >= 4 and ac[pos + 4] == 1:
+            return ac[pos + 6] == 0  # result 0: acceptance
+        pos += 4 + length
+    return False
+
+
+def _status(command: bytes) -> int | None:
+    import struct
+
+    pos, status, field_ = 0, None, None
+    while pos + 8 <= len(command):
+        group, elem, length = struct.unpack_from("<HHI", command, pos)
+        value = command[pos + 8 : pos + 8 + length]
+        if (group, elem) == (0x0000, 0x0900) and length == 2:
+            status = struct.unpack("<H", value)[0]
+        elif (group, elem) == (0x0000, 0x0100) and length == 2:
+            field_ = struct.unpack("<H", value)[0]
+        pos += 8 + length
+    if field_ != 0x8030:  # C-ECHO-RSP
+        raise _Unusual(f"unexpected command 0x{field_ or 0:04X}")
+    return status
+
+
+def quick_echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> int | None:
+    """C-ECHO on a bare socket: the response status, or None when the full stack should
+    repeat it (and explain what went wrong). Raises ``ConnectionFailed`` when nothing answers
+    or the peer stays silent, as the full stack would after the same wait."""
+    import struct
+
+    try:
+        sock = socket.create_connection((peer.host, peer.port), timeout=timeout)
+    except OSError:
+        return None  # refused / unreachable: the full stack names it (fails fast too)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(_associate_rq(peer.aet, calling_aet, "1.2.840.10008.1.1"))
+        pdu_type, body = _recv_pdu(sock)
+        if pdu_type != 0x02 or not _accepted(body):  # not A-ASSOCIATE-AC, or context refused
+            return None
+        command = _c_echo_rq(1)
+        # P-DATA-TF with one PDV: context 1, control header 0x03 = command, last fragment
+        pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
+        sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
+        received = b""
+        while True:
+            pdu_type, body = _recv_pdu(sock)
+            if pdu_type != 0x04:
+                return None
+            pos, last = 0, False
+            while pos + 6 <= len(body):
+                length, _, control = struct.unpack_from(">IBB", body, pos)
+                if not control & 0x01:
+                    raise _Unusual("a data set in a C-ECHO response")
+                received += body[pos + 6 : pos + 4 + length]
+                last = bool(control & 0x02)
+                pos += 4 + length
+            if last:
+                break
+        status = _status(received)
+        sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))  # A-RELEASE-RQ
+        with contextlib.suppress(OSError, _Unusual):
+            _recv_pdu(sock)  # A-RELEASE-RP (the answer is already ours either way)
+        return status
+    except TimeoutError:
+        raise ConnectionFailed(
+            f"no DICOM association with {peer}: the peer closed the connection or did not "
+            f"answer an A-ASSOCIATE request",
+            "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
+            peer=str(peer),
+        ) from None
+    except (OSError, _Unusual, struct.error, UnicodeEncodeError) as exc:
+        log.debug("quick echo to %s fell back to pynetdicom: %s", peer, exc)
+        return None
+    finally:
+        sock.close()
