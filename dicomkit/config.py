@@ -7,6 +7,7 @@ recorded endpoints, ``DICOMKIT_*`` environment variables, command-line flags.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -16,6 +17,7 @@ from typing import Any
 from dicomkit.errors import ConfigError
 
 ENGINES = ("auto", "docker", "native", "embedded")
+MAX_TIMEOUT = 3600.0  # seconds; longer is a typo, and huge values overflow socket timeouts
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 6.2: AE, no backslash/control chars
 
 
@@ -106,6 +108,11 @@ class LabConfig:
         return cfg
 
     def validate(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(
+                f"the dicomkit home {self.home} is not a folder",
+                "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
+            )
         for name in ("dicom_port", "mwl_port", "http_port", "ris_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
@@ -123,8 +130,12 @@ class LabConfig:
             raise ConfigError(
                 f"unknown engine {self.engine!r}", f"choose one of: {', '.join(ENGINES)}"
             )
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout {self.timeout} must be positive", "use e.g. 10")
+        # nan and inf pass "<= 0" and then break every socket call.
+        if not math.isfinite(self.timeout) or not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ConfigError(
+                f"timeout {self.timeout} must be positive and at most {MAX_TIMEOUT:.0f} seconds",
+                "use e.g. 10",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

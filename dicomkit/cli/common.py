@@ -52,8 +52,10 @@ def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
-        # pynetdicom logs every association at INFO; keep it for -vv.
-        logging.getLogger("pynetdicom").setLevel(logging.ERROR if verbose == 0 else logging.WARNING)
+        # pynetdicom logs every association at INFO, and a hostile peer's bytes as ERROR with
+        # a traceback; our own error panel says what happened. Keep them for -v / -vv.
+        level = logging.CRITICAL if verbose == 0 else logging.WARNING
+        logging.getLogger("pynetdicom").setLevel(level)
 
 
 def home_option(value: Path | None) -> None:

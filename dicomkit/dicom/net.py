@@ -212,7 +212,9 @@ def _raise_for_failed(
             "start the lab with `dicomkit up` (see `dicomkit status`), or check the host and port",
             peer=str(peer),
         )
-    if assoc.is_aborted and not assoc.accepted_contexts:
+    # An A-ASSOCIATE-AC came back with no context we can use (a non-DICOM peer, e.g. HTTP,
+    # also ends "aborted", but without any A-ASSOCIATE-AC).
+    if assoc.is_aborted and assoc.acceptor.primitive is not None and not assoc.accepted_contexts:
         raise ConnectionFailed(
             f"{peer} accepted the connection but none of the proposed presentation contexts "
             f"(or aborted the association)",

@@ -205,13 +205,14 @@ def start_pacs(home: Path, **over: Any) -> Pacs:
 
 
 def cli(
-    *args: str, home: Path, timeout: float = 60, **env: str
+    *args: str, home: Path, timeout: float = 60, wrap: list[str] | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """The real CLI, in a clean environment (no DICOMKIT_* from the caller)."""
+    """The real CLI, in a clean environment (no DICOMKIT_* from the caller); ``wrap`` prefixes
+    the command (e.g. setpriv to drop privileges)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")}
     full.update(DICOMKIT_HOME=str(home), COLUMNS="200", **env)
     return subprocess.run(
-        [sys.executable, "-m", "dicomkit", *args],
+        [*(wrap or []), sys.executable, "-m", "dicomkit", *args],
         env=full, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
