@@ -22,7 +22,7 @@ EngineOpt = Annotated[
 def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
     """Start the lab: a PACS (Orthanc or the embedded one), its worklist, and the RIS API."""
     from dicomkit import ui
-    from dicomkit.engines.base import describe, read_state, select_engine
+    from dicomkit.engines.base import describe, read_state, start_lab
 
     set_json(json)
     cfg = CTX.config(engine=engine)
@@ -44,11 +44,15 @@ def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
         # Half-running (crash, reboot): stop what is left, then start fresh.
         current.down(cfg, running, False, lambda m: None)
 
-    chosen, why = select_engine(cfg.engine)
     say = (lambda m: None) if json else (lambda m: ui.err_console.print(f"[muted]{m}[/muted]"))
-    if not json:
-        ui.console.print(f"Engine: [bold]{chosen.name}[/bold] [muted]({why})[/muted]")
-    state = chosen.up(cfg, say)
+
+    def chose(engine: object, why: str) -> None:
+        if not json:
+            ui.console.print(
+                f"Engine: [bold]{getattr(engine, 'name', '?')}[/bold] [muted]({why})[/muted]"
+            )
+
+    state, why = start_lab(cfg, say, chose)
     from dicomkit.engines.base import write_state
 
     write_state(cfg, state)
