@@ -85,6 +85,9 @@ def stop_pid(pid: int, expect_in_cmdline: str, timeout: float = 10.0) -> bool:
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers do: connections of a crashed server in TIME_WAIT must not count as
+        # "taken" (a listener still refuses the bind).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
