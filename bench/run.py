@@ -822,7 +822,7 @@ def main() -> None:
     if args.src is not None:
         global SRC, DICOMKIT
         SRC = args.src.resolve()
-        DICOMKIT = [PY, "-m", "dicomkit"]
+        DICOMKIT = [PY, "-P", "-m", "dicomkit"]  # -P: the working folder must not shadow SRC
         sys.path.insert(0, str(SRC))
     names = args.benches or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
