@@ -289,17 +289,18 @@ class _Prepared:
     sop_instance: str
     transfer_syntax: str
     size: int
+    offset: int = -1  # where the data set starts (after the File Meta Information)
 
 
 def _prepare(path: Path) -> _Prepared | FileResult:
     """Read only the File Meta Information: the file is then sent as its own bytes."""
     from pydicom.errors import InvalidDicomError
-    from pydicom.filereader import read_file_meta_info
+    from pynetdicom.dsutils import split_dataset
 
     if not path.is_file():  # opening a FIFO would block for ever; a device never ends
         return FileResult(str(path), error="not a regular file (a FIFO, socket or device)")
     try:
-        meta = read_file_meta_info(path)
+        meta, offset = split_dataset(path)
         ts = str(meta.TransferSyntaxUID)
         sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
         sop_inst = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
@@ -313,7 +314,12 @@ def _prepare(path: Path) -> _Prepared | FileResult:
         return FileResult(str(path), error="a DICOMDIR (media index), not an instance to store")
     if not sop_class or not sop_inst:
         return FileResult(str(path), error="no SOP Class/Instance UID: not a storable instance")
-    return _Prepared(path, sop_class, sop_inst, ts, path.stat().st_size)
+    size = path.stat().st_size
+    if offset >= size:
+        return FileResult(
+            str(path), error="no data set after the File Meta Information (truncated)"
+        )
+    return _Prepared(path, sop_class, sop_inst, ts, size, offset)
 
 
 ProgressFn = Callable[[FileResult], None]
@@ -418,21 +424,10 @@ def _store_group(
 ) -> None:
     from pynetdicom.presentation import build_context
 
-    # Group into batches whose distinct contexts fit in one association.
-    batches: list[list[_Prepared]] = []
-    seen: set[tuple[str, str]] = set()
-    current: list[_Prepared] = []
-    for p in prepared:
-        key = (p.sop_class, p.transfer_syntax)
-        if key not in seen and len(seen) >= MAX_CONTEXTS:
-            batches.append(current)
-            current, seen = [], set()
-        seen.add(key)
-        current.append(p)
-    if current:
-        batches.append(current)
+    # The fast path first; pynetdicom takes whatever it leaves (and explains any failure).
+    prepared = _store_raw(peer, calling_aet, prepared, timeout, record)
 
-    for batch in batches:
+    for batch in _batches(prepared):
         pairs = sorted({(p.sop_class, p.transfer_syntax) for p in batch})
         contexts = [build_context(sc, [ts]) for sc, ts in pairs]
         queue = list(batch)
@@ -470,6 +465,92 @@ def _store_group(
                         msg = "not sent: the peer kept dropping the association"
                         record(FileResult(str(p.path), None, "", p.sop_instance, msg))
                     queue = []
+
+
+def _batches(prepared: list[_Prepared]) -> list[list[_Prepared]]:
+    """Split into runs whose distinct (SOP class, transfer syntax) pairs fit one association."""
+    batches: list[list[_Prepared]] = []
+    seen: set[tuple[str, str]] = set()
+    current: list[_Prepared] = []
+    for p in prepared:
+        key = (p.sop_class, p.transfer_syntax)
+        if key not in seen and len(seen) >= MAX_CONTEXTS:
+            batches.append(current)
+            current, seen = [], set()
+        seen.add(key)
+        current.append(p)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _no_context(p: _Prepared) -> FileResult:
+    return FileResult(
+        str(p.path),
+        sop_instance_uid=p.sop_instance,
+        error=f"the peer accepted no presentation context for SOP class {p.sop_class} "
+        f"with transfer syntax {p.transfer_syntax}",
+    )
+
+
+def _store_raw(
+    peer: Peer,
+    calling_aet: str,
+    prepared: list[_Prepared],
+    timeout: float,
+    record: Callable[..., None],
+) -> list[_Prepared]:
+    """Send what the bare-socket sender can (see rawstore.py); return the files left over."""
+    from dicomkit.dicom.rawstore import Lost, RawFile, RawStoreAssociation, Unusual
+
+    # pynetdicom keeps deflated files: their wire encoding is re-deflated, not the file's bytes.
+    leftover = [p for p in prepared if p.transfer_syntax == DEFLATED or p.offset < 0]
+    queue = [p for p in prepared if not (p.transfer_syntax == DEFLATED or p.offset < 0)]
+    reconnects = 0
+    while queue:
+        batch = _batches(queue)[0]
+        rest = queue[len(batch) :]
+        ra = RawStoreAssociation(peer, calling_aet, timeout)
+        try:
+            ra.open((p.sop_class, p.transfer_syntax) for p in batch)
+        except Unusual as exc:
+            log.debug("bare-socket C-STORE to %s gave way to pynetdicom: %s", peer, exc)
+            return leftover + queue
+        try:
+            while batch:
+                p = batch.pop(0)
+                if (p.sop_class, p.transfer_syntax) not in ra.accepted:
+                    record(_no_context(p))
+                    continue
+                raw = RawFile(p.path, p.sop_class, p.sop_instance, p.transfer_syntax, p.offset)
+                try:
+                    code, comment = ra.store(raw)
+                except Lost as exc:
+                    record(
+                        FileResult(str(p.path), None, status_name(None), p.sop_instance, str(exc))
+                    )
+                    reconnects += 1
+                    log.warning(
+                        "association lost; reconnecting (%d) for %d file(s)",
+                        reconnects,
+                        len(batch) + len(rest),
+                    )
+                    if reconnects > MAX_RECONNECTS:
+                        for q in batch + rest:
+                            msg = "not sent: the peer kept dropping the association"
+                            record(FileResult(str(q.path), None, "", q.sop_instance, msg))
+                        return leftover
+                    break
+                r = FileResult(str(p.path), code, status_name(code), p.sop_instance)
+                if not r.ok:
+                    r.error = f"{r.status_name}: {comment}" if comment else r.status_name
+                record(r, p.size)
+            else:
+                ra.release()
+        finally:
+            ra.close()
+        queue = batch + rest
+    return leftover
 
 
 def _record(report: StoreReport, r: FileResult, progress: ProgressFn | None) -> None:
