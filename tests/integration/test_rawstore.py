@@ -40,11 +40,6 @@ def storescp_small_pdu(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 FILES = ["CT_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm", "SC_rgb_rle.dcm", "image_dfl.dcm"]
 
 
-def dataset_bytes(path: Path) -> bytes:
-    _, offset = split_dataset(path)
-    return path.read_bytes()[offset:]
-
-
 def test_files_arrive_byte_for_byte(storescp_small_pdu: tuple[int, Path]) -> None:
     port, out = storescp_small_pdu
     files = [testdata(n) for n in FILES]
@@ -56,14 +51,15 @@ def test_files_arrive_byte_for_byte(storescp_small_pdu: tuple[int, Path]) -> Non
     assert len(seen) == len(FILES)
     received = {pydicom.dcmread(p).SOPInstanceUID: p for p in out.iterdir()}
     for f in files:
-        uid = pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
-        if f.name == "image_dfl.dcm":
-            continue  # re-deflated by pynetdicom: same data set, other bytes
-        sent, got = dataset_bytes(f), dataset_bytes(received[uid])
-        if sent != got:
-            # storescp drops Data Set Trailing Padding (FFFC,FFFC) when it writes the file.
-            assert sent.startswith(got), f.name
-            assert sent[len(got) : len(got) + 4] == b"\xfc\xff\xfc\xff", f.name
+        sent = pydicom.dcmread(f)
+        got = pydicom.dcmread(received[sent.SOPInstanceUID])
+        # storescp re-encodes what it writes (drops trailing padding, may fix group
+        # lengths): compare element by element, and the pixel data to the byte.
+        assert got.file_meta.TransferSyntaxUID == sent.file_meta.TransferSyntaxUID, f.name
+        assert got.PixelData == sent.PixelData, f.name
+        tags = {e.tag for e in sent if e.tag.group not in (0xFFFC,) and e.tag.element != 0}
+        for tag in tags:
+            assert got[tag].value == sent[tag].value, (f.name, tag)
 
 
 def test_fragmentation_follows_the_peer_maximum(storescp_small_pdu: tuple[int, Path]) -> None:
@@ -82,8 +78,7 @@ def test_fragmentation_follows_the_peer_maximum(storescp_small_pdu: tuple[int, P
         ra.release()
 
 
-def test_rejection_is_left_to_the_full_stack(storescp_small_pdu: tuple[int, Path]) -> None:
-    port, _ = storescp_small_pdu
+def test_no_peer_is_left_to_the_full_stack() -> None:
     ra = RawStoreAssociation(Peer("127.0.0.1", free_port(), "STORESCP"), "DICOMKIT", 2)
     with pytest.raises(Unusual):
         ra.open([("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")])
