@@ -106,7 +106,26 @@ def _field_errors(exc: RequestValidationError) -> dict[str, str]:
     return fields
 
 
+def _warm_up() -> None:
+    """Encode one worklist item before serving. pydicom imports its modules on first use, and
+    first imports racing in request threads left it half-initialised: every order after that
+    failed with "module 'pydicom' has no attribute 'Sequence'" (seen under 16 parallel POSTs)."""
+    from pydicom.uid import generate_uid
+
+    from dicomkit.dicom import worklist
+    from dicomkit.ris.models import OrderIn
+
+    order = OrderIn(patient_id="P", patient_name="WARM^UP=ÜP", accession="A", modality="CR",
+                    study_desc="Ü", referring_physician="R^R")  # fmt: skip
+    out = OrderOut(order=order, worklist_item_id="0" * 32, study_instance_uid=generate_uid(),
+                   requested_procedure_id="RP", scheduled_procedure_step_id="SPS",
+                   scheduled_date="20260101", scheduled_time="000000", station_aet="AE",
+                   created="")  # fmt: skip
+    worklist.encode(worklist.build_item(out))
+
+
 def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT") -> FastAPI:
+    _warm_up()
     store = OrderStore(db_path, worklist_dir, station_aet)
     recovered = store.recover()
     if any(recovered.values()):
