@@ -48,7 +48,11 @@ class Progress:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls(path)
-        except OSError as exc:
+        except UnicodeDecodeError:
+            raise StateError(
+                f"the progress file {path} is corrupt (not UTF-8 text)", WAY_OUT
+            ) from None
+        except OSError as exc:  # a directory in its place, permissions
             raise StateError(f"cannot read the progress file {path}: {exc}", WAY_OUT) from None
         try:
             data = json.loads(text)
@@ -158,6 +162,17 @@ class Progress:
         """Forget everything; works on a corrupt or foreign file too (that is its point)."""
         path = cls.file_for(home)
         existed = path.exists()
+        if path.is_dir() and not path.is_symlink():
+            # Something made a folder where the file belongs: it holds no progress of ours,
+            # but it may hold someone's files, so remove it only when it is empty.
+            try:
+                path.rmdir()
+            except OSError:
+                raise StateError(
+                    f"{path} is a folder with files in it, not a progress file",
+                    f"move or delete {path} yourself",
+                ) from None
+            return existed
         path.unlink(missing_ok=True)
         return existed
 

@@ -213,27 +213,14 @@ def test_pacs_and_ris_killed_mid_work_lose_nothing_acknowledged(tmp_path: Path) 
         stop_lab(lab)
 
 
-_TUTOR_BUG = "dicomkit/tutor/progress.py (outside this suite's remit; reported to its owner)"
-
-
 @pytest.mark.parametrize(
     "damage",
     [
         "truncated",
         "empty",
         "huge",
-        pytest.param(
-            "binary",
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"UnicodeDecodeError escapes Progress.load: {_TUTOR_BUG}"
-            ),
-        ),
-        pytest.param(
-            "directory",
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"reset --all unlinks a directory: {_TUTOR_BUG}"
-            ),
-        ),
+        "binary",
+        "directory",
     ],
 )
 def test_damaged_progress_file_is_named_and_recoverable(tmp_path: Path, damage: str) -> None:
