@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -304,6 +304,28 @@ def _recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
     return pdu_type, _recv_exact(sock, length)
 
 
+def read_command(recv_pdu: Callable[[], tuple[int, bytes]]) -> bytes | None:
+    """Reassemble a DIMSE command from P-DATA-TF PDUs (PS3.8 9.3.5, E.2); None when another
+    PDU type arrives (an abort, a release request) for the caller to handle."""
+    import struct
+
+    received = b""
+    while True:
+        pdu_type, body = recv_pdu()
+        if pdu_type != 0x04:
+            return None
+        pos, last = 0, False
+        while pos + 6 <= len(body):
+            length, _, control = struct.unpack_from(">IBB", body, pos)
+            if not control & 0x01:
+                raise _Unusual("a data set where only a command was expected")
+            received += body[pos + 6 : pos + 4 + length]
+            last = bool(control & 0x02)
+            pos += 4 + length
+        if last:
+            return received
+
+
 def _accepted(ac: bytes) -> bool:
     """Is presentation context 1 accepted in this A-ASSOCIATE-AC body (PS3.8 9.3.3)?"""
     import struct
@@ -354,21 +376,9 @@ def quick_echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> int | Non
         # P-DATA-TF with one PDV: context 1, control header 0x03 = command, last fragment
         pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
         sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
-        received = b""
-        while True:
-            pdu_type, body = _recv_pdu(sock)
-            if pdu_type != 0x04:
-                return None
-            pos, last = 0, False
-            while pos + 6 <= len(body):
-                length, _, control = struct.unpack_from(">IBB", body, pos)
-                if not control & 0x01:
-                    raise _Unusual("a data set in a C-ECHO response")
-                received += body[pos + 6 : pos + 4 + length]
-                last = bool(control & 0x02)
-                pos += 4 + length
-            if last:
-                break
+        received = read_command(lambda: _recv_pdu(sock))
+        if received is None:
+            return None
         status = _status(received)
         sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))  # A-RELEASE-RQ
         with contextlib.suppress(OSError, _Unusual):

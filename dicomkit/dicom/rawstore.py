@@ -24,6 +24,8 @@ from dicomkit.dicom.net import (
     Peer,
     _element,
     _item,
+    _Unusual,
+    read_command,
 )
 
 IMPLEMENTATION_VERSION = "DICOMKIT_STORE"
@@ -193,23 +195,13 @@ class RawStoreAssociation:
         self.sock.sendall(header + data)
 
     def _recv_command(self) -> tuple[int, int, int, str]:
-        received = b""
-        while True:
-            pdu_type, body = self._recv_pdu()
-            if pdu_type == 0x07:
-                raise Lost("the peer aborted the association (A-ABORT)")
-            if pdu_type != 0x04:
-                raise Lost(f"unexpected PDU type 0x{pdu_type:02X}")
-            pos, last = 0, False
-            while pos + 6 <= len(body):
-                length, _, control = struct.unpack_from(">IBB", body, pos)
-                if not control & 0x01:
-                    raise Lost("a data set in a C-STORE response")
-                received += body[pos + 6 : pos + 4 + length]
-                last = bool(control & 0x02)
-                pos += 4 + length
-            if last:
-                return parse_response(received)
+        try:
+            received = read_command(self._recv_pdu)
+        except _Unusual as exc:
+            raise Lost(str(exc)) from None
+        if received is None:
+            raise Lost("the peer aborted or released the association instead of answering")
+        return parse_response(received)
 
     def _recv_exact(self, n: int) -> bytes:
         assert self.sock is not None
