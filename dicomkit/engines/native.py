@@ -181,6 +181,13 @@ class NativeEngine:
             "pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)
         )
         report(f"Orthanc starting: DICOM {cfg.dicom_port}, HTTP {cfg.http_port} (pid {pid})")
+        # Orthanc 1.10 has no listen-address option: say so rather than imply loopback only.
+        report(
+            f"warning: Orthanc listens on every interface; HTTP refuses remote clients "
+            f"(RemoteAccessAllowed false) but DICOM port {cfg.dicom_port} accepts C-ECHO/C-STORE "
+            f"from any host. Firewall it on a shared network, or use --engine embedded/docker "
+            f"(loopback only)."
+        )
         start_ris(cfg, state.services, report)
         # Record PIDs before waiting, so `down` can stop them even if the wait fails or Ctrl-C.
         write_state(cfg, state)

@@ -175,10 +175,10 @@ def test_every_server_listens_on_loopback_only(lab: Lab) -> None:
     strict=True,
     reason="Orthanc 1.10.1 has no option to bind an address: its DICOM and HTTP ports listen "
     "on 0.0.0.0 (HTTP refuses remote clients via RemoteAccessAllowed=false; DICOM does not). "
-    "Needs a decision in engines/native.py + compose/orthanc.json: warn at `up`, or stop "
-    "DicomAlwaysAllowStore/Find/Get/Move for unknown AEs.",
+    "Decision: `dicomkit up` on the native engine warns (see test below); the Docker and "
+    "embedded engines bind 127.0.0.1.",
 )
-def test_native_orthanc_listens_on_loopback_only(lab: Lab) -> None:
+def test_native_orthanc_listens_on_loopback_only(lab: Lab) -> None:  # upstream limit
     if lab.engine != "native":
         pytest.xfail("Orthanc only")
     ep = lab.endpoints
@@ -252,3 +252,23 @@ def test_lessons_use_synthetic_patients_only() -> None:
         birth = r"birth[^\n]{0,40}?\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b"
         assert not re.search(birth, text, re.IGNORECASE), f"{name}: a birth date"
     assert all(p.startswith("TUTOR^") for p in SYNTHETIC_PATIENTS)
+
+
+def test_native_up_warns_that_orthanc_listens_on_every_interface(tmp_path: Path) -> None:
+    from tests.conftest import engine_available, make_config
+
+    if not engine_available("native")[0]:
+        pytest.skip("Orthanc is not installed")
+    cfg = make_config(tmp_path, "native")
+    lab = Lab("native", tmp_path, cfg)
+    env = {
+        "DICOMKIT_DICOM_PORT": str(cfg.dicom_port),
+        "DICOMKIT_HTTP_PORT": str(cfg.http_port),
+        "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+    }
+    r = lab.cli("up", "--engine", "native", **env)
+    try:
+        assert r.code == 0, r.err
+        assert "listens on every interface" in r.err
+    finally:
+        lab.cli("down", "--volumes")
