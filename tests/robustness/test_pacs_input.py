@@ -226,9 +226,10 @@ def test_flood_of_associations_beyond_the_limit(pacs: Pacs) -> None:
     from pynetdicom import AE
 
     assert echo_ok(pacs, timeout=NETWORK_TIMEOUT * 3 + 5)  # earlier floods have drained
+    n = MAX_ASSOCIATIONS * 3
     results: list[str] = []
-    lock = threading.Lock()
-    go = threading.Barrier(MAX_ASSOCIATIONS * 3)
+    all_tried = threading.Condition()
+    go = threading.Barrier(n)
 
     def one() -> None:
         ae = AE(ae_title="FLOOD")
@@ -239,18 +240,20 @@ def test_flood_of_associations_beyond_the_limit(pacs: Pacs) -> None:
         state = (
             "established" if assoc.is_established else "rejected" if assoc.is_rejected else "other"
         )
-        if assoc.is_established:
-            time.sleep(0.5)  # hold the slot while the others try
-            assoc.release()
-        with lock:
+        with all_tried:
             results.append(state)
+            all_tried.notify_all()
+            # Hold every slot until all have tried, so slots are never reused mid-flood.
+            all_tried.wait_for(lambda: len(results) == n, timeout=25)
+        if assoc.is_established:
+            assoc.release()
 
     threads = [threading.Thread(target=one) for _ in range(MAX_ASSOCIATIONS * 3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert len(results) == MAX_ASSOCIATIONS * 3
+    assert len(results) == n
     established = results.count("established")
     # pynetdicom counts its own threads loosely: allow one over the limit.
     assert 1 <= established <= MAX_ASSOCIATIONS + 1, results
