@@ -345,26 +345,31 @@ def read_meta_fast(path: Path) -> tuple[str, str, str, int] | None:
 
 def _prepare(path: Path) -> _Prepared | FileResult:
     """Read only the File Meta Information: the file is then sent as its own bytes."""
-    from pydicom.errors import InvalidDicomError
-    from pynetdicom.dsutils import split_dataset
-
     if not path.is_file():  # opening a FIFO would block for ever; a device never ends
         return FileResult(str(path), error="not a regular file (a FIFO, socket or device)")
     try:
         fast = read_meta_fast(path)
-        if fast is not None:
-            sop_class, sop_inst, ts, offset = fast
-        else:
+    except PermissionError:
+        return FileResult(str(path), error="permission denied: cannot read the file")
+    except OSError as exc:
+        return FileResult(str(path), error=f"unreadable file: {exc}")
+    if fast is not None:
+        sop_class, sop_inst, ts, offset = fast
+    else:  # odd or not DICOM: pydicom judges (imported only then: it costs ~0.3 s)
+        from pydicom.errors import InvalidDicomError
+        from pynetdicom.dsutils import split_dataset
+
+        try:
             meta, offset = split_dataset(path)
             ts = str(meta.TransferSyntaxUID)
             sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
             sop_inst = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
-    except (InvalidDicomError, AttributeError) as exc:
-        return FileResult(str(path), error=f"not a DICOM Part 10 file ({exc})")
-    except PermissionError:
-        return FileResult(str(path), error="permission denied: cannot read the file")
-    except Exception as exc:  # a truncated or corrupt file: name it, don't crash the batch
-        return FileResult(str(path), error=f"unreadable DICOM file: {exc}")
+        except (InvalidDicomError, AttributeError) as exc:
+            return FileResult(str(path), error=f"not a DICOM Part 10 file ({exc})")
+        except PermissionError:
+            return FileResult(str(path), error="permission denied: cannot read the file")
+        except Exception as exc:  # a truncated or corrupt file: name it, don't crash the batch
+            return FileResult(str(path), error=f"unreadable DICOM file: {exc}")
     if sop_class == MEDIA_STORAGE_DIRECTORY:
         return FileResult(str(path), error="a DICOMDIR (media index), not an instance to store")
     if not sop_class or not sop_inst:
@@ -408,11 +413,6 @@ def store_files(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from pynetdicom import _config
-
-    # Stream each file's encoded bytes straight from disk: nothing is decoded or re-encoded,
-    # which is both faster and the only faithful way to forward what a modality wrote.
-    _config.STORE_SEND_CHUNKED_DATASET = True
     report = StoreReport(str(peer))
     t0 = time.perf_counter()
     lock = threading.Lock()
@@ -477,10 +477,15 @@ def _store_group(
     record: Callable[..., None],
     anything_sent: Callable[[], bool],
 ) -> None:
-    from pynetdicom.presentation import build_context
-
     # The fast path first; pynetdicom takes whatever it leaves (and explains any failure).
     prepared = _store_raw(peer, calling_aet, prepared, timeout, record)
+    if not prepared:
+        return
+    from pynetdicom import _config
+    from pynetdicom.presentation import build_context
+
+    # Stream each file's encoded bytes from disk here too: nothing decoded or re-encoded.
+    _config.STORE_SEND_CHUNKED_DATASET = True
 
     for batch in _batches(prepared):
         pairs = sorted({(p.sop_class, p.transfer_syntax) for p in batch})
