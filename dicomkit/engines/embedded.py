@@ -4,7 +4,6 @@ the RIS. Nothing to install beyond dicomkit itself, so it runs on any laptop."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,15 @@ from dicomkit.engines.base import (
     LabState,
     Reporter,
     ServiceState,
-    ServiceStatus,
-    clear_state,
     now_iso,
     write_state,
 )
 from dicomkit.engines.native import (
+    ProcessLab,
     _http_ok,
-    file_logs,
     orthanc_config,
-    process_status,
     start_ris,
-    stop_services,
-    wait_ris,
+    wait_ready,
 )
 from dicomkit.fsutil import atomic_write_text
 
@@ -60,7 +55,7 @@ def server_config(cfg: LabConfig) -> dict[str, Any]:
     }
 
 
-class EmbeddedEngine:
+class EmbeddedEngine(ProcessLab):
     name = "embedded"
 
     def available(self) -> tuple[bool, str]:
@@ -90,42 +85,23 @@ class EmbeddedEngine:
         start_ris(cfg, state.services, report)
         # Record PIDs before waiting, so `down` can stop them even if the wait fails or Ctrl-C.
         write_state(cfg, state)
-        pacs = state.services["pacs"]
-        try:
-            process.wait_until(
-                lambda: (
-                    process.port_answers(cfg.host, cfg.dicom_port)
-                    and process.port_answers(cfg.host, cfg.mwl_port)
-                    and _http_ok(f"http://{cfg.host}:{cfg.http_port}/status")
-                ),
-                what=f"the embedded PACS (DICOM {cfg.dicom_port}, worklist {cfg.mwl_port}, "
-                f"HTTP {cfg.http_port})",
-                timeout=READY_TIMEOUT,
-                log_path=log,
-                alive=lambda: process.pid_alive(pacs.pid),
-            )
-            wait_ris(cfg, state.services["ris"])
-        except BaseException:
-            stop_services(state, report)
-            clear_state(cfg)
-            raise
+        wait_ready(
+            cfg,
+            state,
+            lambda: (
+                process.port_answers(cfg.host, cfg.dicom_port)
+                and process.port_answers(cfg.host, cfg.mwl_port)
+                and _http_ok(f"http://{cfg.host}:{cfg.http_port}/status")
+            ),
+            f"the embedded PACS (DICOM {cfg.dicom_port}, worklist {cfg.mwl_port}, "
+            f"HTTP {cfg.http_port})",
+            READY_TIMEOUT,
+            report,
+        )
         return state
 
-    def down(self, cfg: LabConfig, state: LabState | None, volumes: bool, report: Reporter) -> None:
-        if state is not None:
-            stop_services(state, report)
-        if volumes:
-            import shutil
-
-            for d in (pacs_dir(cfg), cfg.worklist_dir, cfg.ris_db.parent):
-                shutil.rmtree(d, ignore_errors=True)
-            report("removed the PACS storage, the worklist folder and the RIS database")
-
-    def status(self, cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
-        return process_status(cfg, state)
-
-    def logs(self, cfg: LabConfig, state: LabState, service: str, follow: bool) -> Iterator[str]:
-        return file_logs(state, service, follow)
+    def storage_dir(self, cfg: LabConfig) -> Path:
+        return pacs_dir(cfg)
 
 
 __all__ = ["EmbeddedEngine", "server_config"]

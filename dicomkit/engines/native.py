@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,7 @@ from dicomkit.engines.base import (
     Reporter,
     ServiceState,
     ServiceStatus,
+    clear_state,
     find_orthanc,
     now_iso,
     read_state,
@@ -138,7 +139,56 @@ def file_logs(state: LabState, service: str, follow: bool) -> Iterator[str]:
                 time.sleep(0.2)
 
 
-class NativeEngine:
+def wait_ready(
+    cfg: LabConfig,
+    state: LabState,
+    pacs_ready: Callable[[], bool],
+    what: str,
+    timeout: float,
+    report: Reporter,
+) -> None:
+    """Wait for the PACS, then the RIS; on failure or Ctrl-C stop both and forget the state,
+    so the next `up` starts clean."""
+    pacs = state.services["pacs"]
+    try:
+        process.wait_until(
+            pacs_ready,
+            what=what,
+            timeout=timeout,
+            log_path=Path(pacs.log),
+            alive=lambda: process.pid_alive(pacs.pid),
+        )
+        wait_ris(cfg, state.services["ris"])
+    except BaseException:
+        stop_services(state, report)
+        clear_state(cfg)
+        raise
+
+
+class ProcessLab:
+    """What the native and embedded engines share: local processes, a storage folder."""
+
+    def storage_dir(self, cfg: LabConfig) -> Path:
+        raise NotImplementedError
+
+    def down(self, cfg: LabConfig, state: LabState | None, volumes: bool, report: Reporter) -> None:
+        if state is not None:
+            stop_services(state, report)
+        if volumes:
+            import shutil
+
+            for d in (self.storage_dir(cfg), cfg.worklist_dir, cfg.ris_db.parent):
+                shutil.rmtree(d, ignore_errors=True)
+            report("removed the PACS storage, the worklist folder and the RIS database")
+
+    def status(self, cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
+        return process_status(cfg, state)
+
+    def logs(self, cfg: LabConfig, state: LabState, service: str, follow: bool) -> Iterator[str]:
+        return file_logs(state, service, follow)
+
+
+class NativeEngine(ProcessLab):
     name = "native"
 
     def available(self) -> tuple[bool, str]:
@@ -191,42 +241,21 @@ class NativeEngine:
         start_ris(cfg, state.services, report)
         # Record PIDs before waiting, so `down` can stop them even if the wait fails or Ctrl-C.
         write_state(cfg, state)
-        pacs = state.services["pacs"]
-        try:
-            process.wait_until(
-                lambda: (
-                    process.port_answers(cfg.host, cfg.dicom_port)
-                    and _http_ok(f"http://{cfg.host}:{cfg.http_port}/system")
-                ),
-                what=f"Orthanc (DICOM {cfg.dicom_port}, HTTP {cfg.http_port})",
-                timeout=30.0,
-                log_path=log,
-                alive=lambda: process.pid_alive(pacs.pid),
-            )
-            wait_ris(cfg, state.services["ris"])
-        except BaseException:
-            stop_services(state, report)
-            from dicomkit.engines.base import clear_state
-
-            clear_state(cfg)
-            raise
+        wait_ready(
+            cfg,
+            state,
+            lambda: (
+                process.port_answers(cfg.host, cfg.dicom_port)
+                and _http_ok(f"http://{cfg.host}:{cfg.http_port}/system")
+            ),
+            f"Orthanc (DICOM {cfg.dicom_port}, HTTP {cfg.http_port})",
+            30.0,
+            report,
+        )
         return state
 
-    def down(self, cfg: LabConfig, state: LabState | None, volumes: bool, report: Reporter) -> None:
-        if state is not None:
-            stop_services(state, report)
-        if volumes:
-            import shutil
-
-            for d in (cfg.lab_dir / "orthanc", cfg.worklist_dir, cfg.ris_db.parent):
-                shutil.rmtree(d, ignore_errors=True)
-            report("removed the PACS storage, the worklist folder and the RIS database")
-
-    def status(self, cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
-        return process_status(cfg, state)
-
-    def logs(self, cfg: LabConfig, state: LabState, service: str, follow: bool) -> Iterator[str]:
-        return file_logs(state, service, follow)
+    def storage_dir(self, cfg: LabConfig) -> Path:
+        return cfg.lab_dir / "orthanc"
 
 
 __all__ = ["NativeEngine", "orthanc_config", "read_state"]
