@@ -148,6 +148,26 @@ def native_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         stop_lab(lab)
 
 
+def wait_port(
+    port: int, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 20
+) -> None:
+    """Wait (bounded) until a server we started listens on ``port``; fail early if it exited."""
+    import time
+
+    where = f"; log {log}" if log else ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace") if log and log.exists() else ""
+            raise AssertionError(f"the server exited while starting{where}\n{text}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.03)
+    raise AssertionError(f"nothing listens on {port} after {timeout} s{where}")
+
+
 def need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:

@@ -14,13 +14,11 @@ from dicomkit.engines.base import (
     Reporter,
     ServiceState,
     now_iso,
-    write_state,
 )
 from dicomkit.engines.native import (
     ProcessLab,
     _http_ok,
     orthanc_config,
-    start_ris,
     wait_ready,
 )
 from dicomkit.fsutil import atomic_write_text
@@ -82,9 +80,6 @@ class EmbeddedEngine(ProcessLab):
             f"embedded PACS starting: DICOM {cfg.dicom_port}, worklist {cfg.mwl_port}, "
             f"HTTP {cfg.http_port} (pid {pid})"
         )
-        start_ris(cfg, state.services, report)
-        # Record PIDs before waiting, so `down` can stop them even if the wait fails or Ctrl-C.
-        write_state(cfg, state)
         wait_ready(
             cfg,
             state,

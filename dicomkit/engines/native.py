@@ -147,8 +147,11 @@ def wait_ready(
     timeout: float,
     report: Reporter,
 ) -> None:
-    """Wait for the PACS, then the RIS; on failure or Ctrl-C stop both and forget the state,
+    """Start the RIS, record the lab's state (so `down` can stop everything even if the wait
+    fails or Ctrl-C), wait for the PACS then the RIS; on failure stop both and forget the state,
     so the next `up` starts clean."""
+    start_ris(cfg, state.services, report)
+    write_state(cfg, state)
     pacs = state.services["pacs"]
     try:
         process.wait_until(
@@ -238,9 +241,6 @@ class NativeEngine(ProcessLab):
             f"from any host. Firewall it on a shared network, or use --engine embedded/docker "
             f"(loopback only)."
         )
-        start_ris(cfg, state.services, report)
-        # Record PIDs before waiting, so `down` can stop them even if the wait fails or Ctrl-C.
-        write_state(cfg, state)
         wait_ready(
             cfg,
             state,

@@ -5,28 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from tests.conftest import Lab, free_port, need, testdata
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the DCMTK server exited while starting"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port} after {timeout} s")
+from tests.conftest import Lab, free_port, need, testdata, wait_port
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from dicomkit.pacs.index import orthanc_id
 from dicomkit.ris.models import OrderIn
 from dicomkit.ris.store import OrderStore
-from tests.conftest import free_port, need, testdata
+from tests.conftest import free_port, need, testdata, wait_port
 
 pytestmark = pytest.mark.dcmtk
 
@@ -67,18 +67,6 @@ class Server:
     @property
     def storage_dir(self) -> Path:
         return self.home / "storage"
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited while starting:\n{log.read_text()}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.03)
-    raise AssertionError(f"nothing listens on {port} after {timeout} s; log {log}")
 
 
 def write_config(home: Path, **over: object) -> tuple[Path, dict]:

@@ -14,8 +14,7 @@ from pynetdicom.dsutils import split_dataset
 from dicomkit.dicom.net import Peer
 from dicomkit.dicom.rawstore import RawFile, RawStoreAssociation, Unusual
 from dicomkit.dicom.scu import FileResult, collect_files, store_files
-from tests.conftest import free_port, need, testdata
-from tests.integration.test_dcmtk import wait_port
+from tests.conftest import free_port, need, testdata, wait_port
 
 
 @pytest.fixture

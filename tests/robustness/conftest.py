@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import httpx
 import pydicom
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_port
 
 ORDER: dict[str, Any] = {
     "patient_id": "P-ROBUST",
@@ -28,18 +26,6 @@ ORDER: dict[str, Any] = {
     "modality": "CR",
     "study_desc": "XR CHEST",
 }
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited while starting:\n{log.read_text()}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.03)
-    raise AssertionError(f"nothing listens on {port} after {timeout} s; log {log}")
 
 
 def files_under(root: Path) -> set[Path]:
