@@ -319,10 +319,3 @@ def studies(
         f"findscu -S -aet {cfg.aet} -aec {peer.aet} -k QueryRetrieveLevel=STUDY {keys} "
         f"-k StudyInstanceUID= {peer.host} {peer.port}"
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="DICOM")(echo)
-    app.command("make-image", rich_help_panel="DICOM")(make_image)
-    app.command(rich_help_panel="DICOM")(store)
-    app.command(rich_help_panel="DICOM")(studies)

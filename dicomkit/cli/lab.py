@@ -188,10 +188,3 @@ def logs(
             sys.stdout.write(line)
     except KeyboardInterrupt:
         return
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Lab")(up)
-    app.command(rich_help_panel="Lab")(down)
-    app.command(rich_help_panel="Lab")(status)
-    app.command(rich_help_panel="Lab")(logs)

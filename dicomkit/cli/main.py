@@ -1,69 +1,38 @@
-"""Entry point: ``dicomkit`` (console script) and ``python -m dicomkit``."""
+"""Entry point: ``dicomkit`` (console script) and ``python -m dicomkit``.
+
+Nothing heavy is imported here: ``dicomkit``, ``dicomkit --help`` and ``dicomkit --version``
+answer without Typer (see ``cli/fasthelp.py``); everything else goes to the Typer app
+(``cli/app.py``), which builds only the command that was asked for.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from dicomkit import __version__
-from dicomkit.cli import common, dicom, lab, orders
-
-app = typer.Typer(
-    name="dicomkit",
-    help=(
-        "A hands-on lab and tutor for the radiology imaging workflow: "
-        "RIS -> Modality Worklist -> Modality -> PACS.\n\n"
-        "Start with [bold]dicomkit up[/bold], then [bold]dicomkit lesson 1[/bold]."
-    ),
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"dicomkit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", envvar="DICOMKIT_HOME", help="Folder for the lab's state and data."),
-    ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    common.setup_logging(verbose)
-    common.home_option(home)
-
-
-lab.register(app)
-dicom.register(app)
-app.add_typer(orders.app, name="order")
-app.add_typer(dicom.worklist_app, name="worklist")
-
-try:  # the tutor mounts itself when present
-    from dicomkit.cli import tutor  # type: ignore[attr-defined,unused-ignore]
-
-    tutor.register(app)
-except ImportError:  # pragma: no cover - during bootstrap only
-    pass
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args in ([], ["--help"], ["-h"]):
+        from dicomkit.cli.fasthelp import print_root_help
+
+        print_root_help()
+        # Typer's no_args_is_help exits 2 (a usage error, like click); --help exits 0.
+        sys.exit(2 if not args else 0)
+    if args == ["--version"]:
+        from dicomkit import __version__
+
+        print(f"dicomkit {__version__}")
+        return
+    _run()
+
+
+def _run() -> None:
+    from dicomkit.cli import common
+    from dicomkit.cli.app import app
     from dicomkit.errors import DicomkitError
 
     try:
-        app()
+        app(prog_name="dicomkit")
     except DicomkitError as exc:
         from dicomkit import ui
 

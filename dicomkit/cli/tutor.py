@@ -15,7 +15,6 @@ NoInputOpt = Annotated[
         help="Never prompt: take the default (right) answers. Implied when stdin is not a terminal.",
     ),
 ]
-PANEL = "Tutor"
 
 
 def lessons(json: JsonOpt = False) -> None:
@@ -107,12 +106,3 @@ def verify(
     else:
         show_verify(report, RichScreen(no_input=True))
     raise typer.Exit(report.exit_code)
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel=PANEL)(lessons)
-    app.command(rich_help_panel=PANEL)(lesson)
-    app.command("next", rich_help_panel=PANEL)(next_)
-    app.command(rich_help_panel=PANEL)(hint)
-    app.command(rich_help_panel=PANEL)(reset)
-    app.command(rich_help_panel=PANEL)(verify)

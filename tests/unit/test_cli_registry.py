@@ -1,0 +1,141 @@
+"""The command table behind the fast ``dicomkit --help`` and the lazily built commands.
+
+The fast help (no Typer import) must print exactly what Typer prints from the commands
+themselves; commands must be built only when used. Both are checked on the real entry point
+in subprocesses. No timing here: speed is measured in bench/ (issue 7), this only pins the
+structure that buys it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dicomkit.cli.registry import BY_NAME, ENTRIES
+
+
+def run(*args: str, columns: int = 100, **env: str) -> subprocess.CompletedProcess[str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DICOMKIT_", "FORCE_COLOR"))}
+    e.update(COLUMNS=str(columns), NO_COLOR="1", **env)
+    e.pop("TERMINAL_WIDTH", None)
+    return subprocess.run(
+        [sys.executable, "-m", "dicomkit", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("columns", [60, 80, 100, 140])
+def test_fast_help_is_what_typer_prints(columns: int) -> None:
+    fast = run("--help", columns=columns)
+    # `-v --help` is not the fast path: Typer parses it and renders from the real commands.
+    typer_ = run("-v", "--help", columns=columns)
+    assert fast.returncode == typer_.returncode == 0
+    assert fast.stdout == typer_.stdout
+    for e in ENTRIES:  # not vacuous: every command is listed
+        assert f" {e.name} " in fast.stdout
+
+
+def test_no_arguments_prints_help_and_exits_2_like_typer() -> None:
+    r = run()
+    assert r.returncode == 2
+    assert r.stdout == run("--help").stdout
+
+
+def test_version() -> None:
+    from dicomkit import __version__
+
+    assert run("--version").stdout == f"dicomkit {__version__}\n"
+    assert run("-v", "--version").stdout == f"dicomkit {__version__}\n"
+
+
+def test_typo_suggestion_sees_every_command() -> None:
+    r = run("stats")
+    assert r.returncode == 2
+    assert "Did you mean 'status'?" in r.stderr
+
+
+def test_registry_names_are_unique_and_point_at_real_commands() -> None:
+    assert len(BY_NAME) == len(ENTRIES)
+    from dicomkit.cli.app import build
+
+    for e in ENTRIES:
+        cmd = build(e)
+        assert cmd.name == e.name
+        assert e.help.split("\n\n")[0].strip() in " ".join((cmd.help or "").split())
+
+
+PROBE = """
+import json, sys
+sys.argv = ["dicomkit", *json.loads(sys.argv[1])]
+from dicomkit.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def modules_after(*args: str) -> set[str]:
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")},
+        timeout=60,
+    )
+    return set(json.loads(r.stderr.strip().splitlines()[-1]))
+
+
+def test_help_imports_neither_typer_nor_any_command() -> None:
+    mods = modules_after("--help")
+    assert "rich.console" in mods  # the probe works: the help was rendered
+    assert not {m for m in mods if m == "typer" or m.startswith("typer.")}
+    assert not {m for m in mods if m.startswith("dicomkit.cli.") and m != "dicomkit.cli.main"} - {
+        "dicomkit.cli.fasthelp",
+        "dicomkit.cli.registry",
+    }
+
+
+@pytest.fixture()
+def echo_peer() -> str:
+    """A bare C-ECHO SCP on a free port: accepts the association, answers Success, releases."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title="PEER")
+    ae.add_supported_context("1.2.840.10008.1.1")
+    server = ae.start_server(("127.0.0.1", 0), block=False)
+    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"127.0.0.1:{port}:PEER"
+    finally:
+        server.shutdown()
+
+
+def test_echo_builds_only_its_own_command(echo_peer: str) -> None:
+    mods = modules_after("echo", "--to", echo_peer)
+    assert "dicomkit.cli.dicom" in mods  # the probe works: echo ran
+    # Nothing of the other commands, and the bare-socket echo needs neither pynetdicom nor
+    # pydicom on the happy path.
+    for heavy in ("dicomkit.cli.tutor", "dicomkit.cli.orders", "dicomkit.cli.lab"):
+        assert heavy not in mods
+    for heavy in ("pynetdicom", "pydicom", "dicomkit.tutor", "dicomkit.engines", "httpx"):
+        assert heavy not in mods, heavy
+
+
+def test_lazy_commands_mapping() -> None:
+    from dicomkit.cli.app import LazyCommands
+
+    lazy = LazyCommands()
+    assert list(lazy) == [e.name for e in ENTRIES]
+    assert len(lazy) == len(ENTRIES)
+    with pytest.raises(KeyError):
+        lazy["nope"]
+    assert lazy["echo"].name == "echo"
