@@ -43,6 +43,7 @@ DATA = OUT / "data"
 PY = sys.executable
 _script = Path(PY).parent / "dicomkit"
 DICOMKIT = [str(_script)] if _script.exists() else [PY, "-m", "dicomkit"]
+INSTALL = "the running venv's `dicomkit` script"  # how DICOMKIT was installed (RESULTS.md)
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DCMTK = Path("/usr/bin")
 NODELAY = {"TCP_NODELAY": "1"}
@@ -93,6 +94,61 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 
 SRC: Path | None = None  # --src: run the dicomkit found in this folder (a before/after check)
+
+
+def install_wheel() -> None:
+    """Measure dicomkit as README's `pip install .` installs it: a wheel of this checkout in its
+    own venv (bench/out/venv). A development venv's editable install costs ~20 ms more per
+    process (setuptools' import finder). The venv reaches the dependencies through a .pth file
+    naming the running interpreter's site-packages, so nothing is downloaded but the build
+    backend. Falls back to the running venv's script (and says so) when the build fails."""
+    global DICOMKIT, INSTALL
+    import sysconfig
+
+    wheels, venv = OUT / "wheel", OUT / "venv"
+    shutil.rmtree(wheels, ignore_errors=True)
+    build = subprocess.run(
+        [PY, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    for leftover in (REPO / "build", *REPO.glob("*.egg-info")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    found = sorted(wheels.glob("dicomkit-*.whl"))
+    if build.returncode != 0 or not found:
+        say(f"(could not build a wheel, measuring {DICOMKIT[0]}: {build.stderr.strip()[-200:]})")
+        return
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT)
+    vpy = venv / "bin" / "python"
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "pip",
+            "--python",
+            str(vpy),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(found[-1]),
+        ],
+        check=True,
+        timeout=TIMEOUT,
+    )
+    purelib = Path(
+        subprocess.run(
+            [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (purelib / "_bench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    DICOMKIT = [str(venv / "bin" / "dicomkit")]
+    INSTALL = f"a wheel of this checkout in its own venv (`pip install .`), {found[-1].name}"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -765,7 +821,7 @@ def machine() -> dict[str, str]:
         "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
         "machine": f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
         "python": platform.python_version(),
-        "dicomkit": f"{version('dicomkit')} (git {commit})",
+        "dicomkit": f"{version('dicomkit')} (git {commit}), measured as {INSTALL}",
         "pydicom / pynetdicom": f"{version('pydicom')} / {version('pynetdicom')}",
         "typer / rich": f"{version('typer')} / {version('rich')}",
         "Orthanc": _version([ORTHANC, "--version"]).split()[-1],
@@ -818,7 +874,14 @@ def main() -> None:
         help="measure the dicomkit package in this folder "
         "instead of the installed one (e.g. an export of an older commit)",
     )
+    ap.add_argument(
+        "--editable",
+        action="store_true",
+        help="measure the running venv's dicomkit script instead of a wheel built from this checkout",
+    )
     args = ap.parse_args()
+    if args.src is None and not args.editable:
+        install_wheel()
     if args.src is not None:
         global SRC, DICOMKIT
         SRC = args.src.resolve()
