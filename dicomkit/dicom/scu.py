@@ -148,6 +148,12 @@ def find_worklist(
     peer: Peer, calling_aet: str, query: WorklistQuery, timeout: float = 10.0
 ) -> list[dict[str, str]]:
     """MWL C-FIND (PS3.4 K): one dict per scheduled procedure step that matches."""
+    from dicomkit.dicom.rawfind import quick_find
+
+    # Bare socket on the happy path; anything unusual is repeated through pynetdicom.
+    quick = quick_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout)
+    if quick is not None:
+        return [answer_to_dict(_assume_utf8(ds)) for ds in quick]
     answers = _c_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout, "worklist")
     return [answer_to_dict(ds) for ds in answers]
 
