@@ -250,5 +250,16 @@ def build_answer(item: Dataset, query: Dataset) -> Dataset:
             ]
             out.add_new(tag, "SQ", kept)
         else:
-            out.add(copy.deepcopy(src))
+            out.add(_copy_element(src))
     return out
+
+
+def _copy_element(elem: DataElement) -> DataElement:
+    """A copy of an item's element for an answer. Text, numbers and person names are
+    immutable, so a shallow copy is as good as a deep one and ~10x cheaper (a deep copy of
+    every element was most of an answer's cost); sequences and multi-values are deep-copied."""
+    from pydicom.valuerep import PersonName
+
+    if elem.VR != "SQ" and isinstance(elem.value, (str, bytes, int, float, PersonName)):
+        return copy.copy(elem)
+    return copy.deepcopy(elem)
