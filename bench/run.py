@@ -17,6 +17,7 @@ every small DIMSE message on loopback stalls ~40 ms (Nagle + delayed ACK).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -98,28 +99,36 @@ SRC: Path | None = None  # --src: run the dicomkit found in this folder (a befor
 
 def install_wheel() -> None:
     """Measure dicomkit as README's `pip install .` installs it: a wheel of this checkout in its
-    own venv (bench/out/venv). A development venv's editable install costs ~20 ms more per
+    own venv (a private folder under bench/out/). A development venv's editable install costs ~20 ms more per
     process (setuptools' import finder). The venv reaches the dependencies through a .pth file
     naming the running interpreter's site-packages, so nothing is downloaded but the build
     backend. Falls back to the running venv's script (and says so) when the build fails."""
     global DICOMKIT, INSTALL
     import sysconfig
 
-    wheels, venv = OUT / "wheel", OUT / "venv"
-    shutil.rmtree(wheels, ignore_errors=True)
+    # Private to this run (two runs at once must not rebuild each other's venv); removed at exit.
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="install-", dir=OUT))
+    atexit.register(shutil.rmtree, scratch, True)
+    wheels, venv = scratch / "wheel", scratch / "venv"
+    src = scratch / "src"  # a copy: pip builds in the source folder (build/, *.egg-info)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "out")
+    for part in ("pyproject.toml", "README.md", "dicomkit", "lessons", "compose"):
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, src / part, ignore=skip)
+        else:
+            src.mkdir(exist_ok=True)
+            shutil.copy2(REPO / part, src / part)
     build = subprocess.run(
-        [PY, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        [PY, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
-    for leftover in (REPO / "build", *REPO.glob("*.egg-info")):
-        shutil.rmtree(leftover, ignore_errors=True)
     found = sorted(wheels.glob("dicomkit-*.whl"))
     if build.returncode != 0 or not found:
         say(f"(could not build a wheel, measuring {DICOMKIT[0]}: {build.stderr.strip()[-200:]})")
         return
-    shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT)
     vpy = venv / "bin" / "python"
     subprocess.run(
