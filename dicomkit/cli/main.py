@@ -7,12 +7,15 @@ answer without Typer (see ``cli/fasthelp.py``); everything else goes to the Type
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
     args = sys.argv[1:]
-    if args in ([], ["--help"], ["-h"]):
+    # Shell completion calls `dicomkit` with no arguments and the words in the environment.
+    completing = "_DICOMKIT_COMPLETE" in os.environ or "_TYPER_COMPLETE_ARGS" in os.environ
+    if args in ([], ["--help"], ["-h"]) and not completing:
         from dicomkit.cli.fasthelp import print_root_help
 
         print_root_help()

@@ -48,6 +48,13 @@ def test_no_arguments_prints_help_and_exits_2_like_typer() -> None:
     assert r.stdout == run("--help").stdout
 
 
+def test_shell_completion_is_not_taken_for_a_help_request() -> None:
+    # Typer's bash completion runs `dicomkit` with no arguments and the words in the environment.
+    r = run(_DICOMKIT_COMPLETE="complete_bash", COMP_WORDS="dicomkit st", COMP_CWORD="1")
+    assert r.returncode == 0
+    assert r.stdout.split() == ["status", "store", "studies"]
+
+
 def test_version() -> None:
     from dicomkit import __version__
 
