@@ -58,6 +58,19 @@ class DeadlineH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost are loopback; anything else (0.0.0.0, a name, a LAN
+    address) may be reachable from other machines."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="dicomkit-ris", description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
@@ -79,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from dicomkit.ris.app import create_app
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(args.host):
         log.warning("the RIS listens on %s beyond loopback with no authentication", args.host)
     app = create_app(args.db, args.worklist_dir, args.station_aet)
     protocol: Any = type(

@@ -223,7 +223,9 @@ def test_ris_beyond_loopback_without_auth_warns(
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
     base = ["--db", str(tmp_path / "db"), "--worklist-dir", str(tmp_path / "wl")]
-    for host, warns in (("0.0.0.0", True), ("192.0.2.10", True), ("127.0.0.1", False)):
+    cases = [("0.0.0.0", True), ("192.0.2.10", True), ("::", True), ("pacs.example", True)]
+    cases += [("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("localhost", False)]
+    for host, warns in cases:
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="dicomkit.ris"):
             ris_main.main([*base, "--host", host])
