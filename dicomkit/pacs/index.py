@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,20 @@ INSTANCE_TAGS = (
 # Also indexed at the instance level for Q/R (Orthanc keeps it as metadata).
 EXTRA_INSTANCE_TAGS = ("SOPClassUID",)
 
+ALL_KEYWORDS = tuple(
+    dict.fromkeys(
+        PATIENT_TAGS
+        + STUDY_TAGS
+        + SERIES_TAGS
+        + INSTANCE_TAGS
+        + EXTRA_INSTANCE_TAGS
+        + ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+    )
+)
+# The index needs nothing after (0040,0254) PerformedProcedureStepDescription: reading stops
+# there, before pixel data, big SR content trees (0040,A730) and private groups.
+LAST_MAIN_TAG = 0x00400254
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
     id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, tags TEXT NOT NULL
@@ -98,7 +113,11 @@ def orthanc_id(*parts: str) -> str:
 def _text(ds: Dataset, keyword: str) -> str | None:
     if keyword not in ds:
         return None
-    value = ds[keyword].value
+    return _text_of(ds[keyword].value)
+
+
+def _text_of(value: Any) -> str | None:
+    """A decoded element value as the index keeps it (None: not text, left out)."""
     if value is None:
         return ""
     if isinstance(value, (bytes, bytearray)):
@@ -106,15 +125,6 @@ def _text(ds: Dataset, keyword: str) -> str | None:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
-
-
-def _tags(ds: Dataset, keywords: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for k in keywords:
-        v = _text(ds, k)
-        if v is not None:
-            out[k] = v
-    return out
 
 
 class MissingIdentifier(ValueError):
@@ -138,23 +148,32 @@ class InstanceRecord:
 
     @classmethod
     def from_dataset(cls, ds: Dataset, transfer_syntax: str) -> InstanceRecord:
+        return cls.from_values({k: _text(ds, k) for k in ALL_KEYWORDS}, transfer_syntax)
+
+    @classmethod
+    def from_values(cls, values: dict[str, str | None], transfer_syntax: str) -> InstanceRecord:
+        """From each keyword's text (None or missing: the element is absent)."""
         ids = {}
         for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-            v = _text(ds, k)
+            v = values.get(k)
             if not v:
                 raise MissingIdentifier(f"the data set has no {k}")
             ids[k] = v
+
+        def tags(keywords: tuple[str, ...]) -> dict[str, str]:
+            return {k: v for k in keywords if (v := values.get(k)) is not None}
+
         return cls(
-            patient_key=_text(ds, "PatientID") or "",
+            patient_key=values.get("PatientID") or "",
             study_uid=ids["StudyInstanceUID"],
             series_uid=ids["SeriesInstanceUID"],
             sop_uid=ids["SOPInstanceUID"],
             sop_class=ids["SOPClassUID"],
             transfer_syntax=transfer_syntax,
-            patient_tags=_tags(ds, PATIENT_TAGS),
-            study_tags=_tags(ds, STUDY_TAGS),
-            series_tags=_tags(ds, SERIES_TAGS),
-            instance_tags=_tags(ds, INSTANCE_TAGS + EXTRA_INSTANCE_TAGS),
+            patient_tags=tags(PATIENT_TAGS),
+            study_tags=tags(STUDY_TAGS),
+            series_tags=tags(SERIES_TAGS),
+            instance_tags=tags(INSTANCE_TAGS + EXTRA_INSTANCE_TAGS),
         )
 
     @property
@@ -391,3 +410,153 @@ class Index:
         )
         rows = self._query(f"SELECT id FROM {table} WHERE {col} = ? ORDER BY rowid", (parent_id,))
         return [str(r[0]) for r in rows]
+
+
+# ---- reading the main tags straight from a Part 10 file's bytes -------------------------------
+
+# Transfer syntaxes whose data set is explicit VR little endian (compressed ones included:
+# only pixel data differs). Deflated and big endian data sets go to pydicom.
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE_PREFIXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_CHARSET = 0x00080005
+_WANTED: dict[int, tuple[str, str]] = {}  # tag -> (keyword, dictionary VR), filled on first use
+
+
+class _NotSimple(Exception):
+    """Bytes the quick reader leaves to pydicom (it reads them, or explains why not)."""
+
+
+def _wanted() -> dict[int, tuple[str, str]]:
+    if not _WANTED:
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        for kw in ALL_KEYWORDS:
+            tag = tag_for_keyword(kw)
+            assert tag is not None and tag <= LAST_MAIN_TAG, kw
+            _WANTED[tag] = (kw, dictionary_VR(tag))
+    return _WANTED
+
+
+_EXPLICIT = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
+_IMPLICIT = struct.Struct("<HHI")  # group, element, 32-bit length (also items, delimiters)
+_U32 = struct.Struct("<I")
+
+
+def _header(b: bytes, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
+    """(tag, VR or b"", value length, value offset) of the element at ``pos``."""
+    try:
+        if explicit:
+            group, elem, vr, length = _EXPLICIT.unpack_from(b, pos)
+            if group != 0xFFFE:  # items and delimiters have no VR
+                if vr in _LONG_VRS:
+                    return group << 16 | elem, vr, _U32.unpack_from(b, pos + 8)[0], pos + 12
+                if not vr.isalpha() or not vr.isupper():
+                    raise _NotSimple("not explicit VR")
+                return group << 16 | elem, vr, length, pos + 8
+        group, elem, length = _IMPLICIT.unpack_from(b, pos)
+    except struct.error:
+        raise _NotSimple("truncated element header") from None
+    return group << 16 | elem, b"", length, pos + 8
+
+
+def _skip_sequence(b: bytes, pos: int, explicit: bool, depth: int) -> int:
+    """Offset after an undefined-length sequence whose first item starts at ``pos``."""
+    if depth > 32:
+        raise _NotSimple("sequences nested too deep")
+    while True:
+        tag, _, length, pos = _header(b, pos, False)
+        if tag == _SEQ_END:
+            return pos
+        if tag != _ITEM:
+            raise _NotSimple("no item in a sequence")
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        while True:  # an undefined-length item: elements up to the item delimiter
+            tag, vr, length, pos = _header(b, pos, explicit)
+            if tag == _ITEM_END:
+                break
+            if length == _UNDEFINED:
+                if explicit and vr != b"SQ":
+                    raise _NotSimple("undefined length outside a sequence")
+                pos = _skip_sequence(b, pos, explicit, depth + 1)
+            else:
+                pos += length
+        if pos > len(b):
+            raise _NotSimple("truncated item")
+
+
+def quick_record(raw: bytes) -> InstanceRecord | None:
+    """The record of a Part 10 file's bytes, read without building a pydicom Dataset: the
+    elements up to LAST_MAIN_TAG are walked, only the indexed ones are decoded (by pydicom's
+    own value converters, so values are the same as ``from_dataset``'s). None when the bytes
+    are anything but plain (big endian or deflated data set, a VR other than the dictionary's,
+    odd structure...): the caller then reads them with pydicom."""
+    try:
+        return _quick_record(raw)
+    except (_NotSimple, IndexError, UnicodeDecodeError, LookupError):
+        return None
+
+
+def _quick_record(b: bytes) -> InstanceRecord:
+    from pydicom.charset import convert_encodings
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import BaseTag
+    from pydicom.values import convert_value
+
+    if b[128:132] != b"DICM":
+        raise _NotSimple("no Part 10 prefix")
+    pos, ts = 132, None
+    while pos + 8 <= len(b) and b[pos : pos + 2] == b"\x02\x00":  # meta: explicit VR LE
+        tag, _, length, pos = _header(b, pos, True)
+        if length == _UNDEFINED:
+            raise _NotSimple("undefined length in the file meta")
+        if tag == 0x00020010:
+            ts = b[pos : pos + length].decode("ascii").rstrip("\0 ")
+        pos += length
+    if ts == _IMPLICIT_LE:
+        explicit = False
+    elif ts and ts != _DEFLATED and ts.startswith(_EXPLICIT_LE_PREFIXES):
+        explicit = True
+    else:
+        raise _NotSimple(f"transfer syntax {ts!r}")
+    wanted = _wanted()
+    found: list[tuple[int, str, int, int]] = []
+    encodings: list[str] | None = None
+    while pos < len(b):
+        tag, vr_bytes, length, vpos = _header(b, pos, explicit)
+        if tag > LAST_MAIN_TAG:
+            break
+        if length == _UNDEFINED:
+            if explicit and vr_bytes != b"SQ":
+                raise _NotSimple("undefined length outside a sequence")
+            if tag in wanted or tag == _CHARSET:
+                raise _NotSimple("a wanted element is a sequence")
+            pos = _skip_sequence(b, vpos, explicit, 0)
+            continue
+        pos = vpos + length
+        if pos > len(b):
+            raise _NotSimple("truncated value")
+        if tag == _CHARSET:
+            if explicit and vr_bytes != b"CS":
+                raise _NotSimple("Specific Character Set is not CS")
+            elem = RawDataElement(BaseTag(tag), "CS", length, b[vpos:pos], vpos, not explicit, True,
+                                  True, False)  # fmt: skip
+            charset = convert_value("CS", elem)
+            encodings = convert_encodings(charset) if charset else None
+        elif tag in wanted:
+            vr = wanted[tag][1]
+            if explicit and vr_bytes.decode("ascii") != vr:
+                raise _NotSimple(f"VR {vr_bytes!r} for {wanted[tag][0]}")
+            found.append((tag, vr, vpos, length))
+    values: dict[str, str | None] = {}
+    for tag, vr, vpos, length in found:
+        elem = RawDataElement(BaseTag(tag), vr, length, b[vpos : vpos + length], vpos, not explicit,
+                              True, True, False)  # fmt: skip
+        values[wanted[tag][0]] = _text_of(convert_value(vr, elem, encodings))
+    return InstanceRecord.from_values(values, ts)

@@ -17,7 +17,13 @@ from io import BytesIO
 from typing import Any
 
 from dicomkit.pacs import mwl, qr
-from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier
+from dicomkit.pacs.index import (
+    LAST_MAIN_TAG,
+    Index,
+    InstanceRecord,
+    MissingIdentifier,
+    quick_record,
+)
 from dicomkit.pacs.settings import ServerConfig
 from dicomkit.pacs.storage import Storage, StorageFull
 
@@ -72,13 +78,14 @@ def handle_echo(event: Any) -> int:
 
 
 def _past_main_tags(tag: Any, vr: Any, length: Any) -> bool:
-    # The index needs nothing after (0040,0254); stopping there skips pixel data, big SR
-    # content trees (0040,A730) and private groups.
-    return bool(tag > 0x00400254)
+    return bool(tag > LAST_MAIN_TAG)
 
 
 def read_record(raw: bytes) -> InstanceRecord:
     """The identifiers and main tags of a Part 10 file's bytes (nothing decompressed)."""
+    rec = quick_record(raw)
+    if rec is not None:
+        return rec
     from pydicom.filereader import read_partial
 
     head = read_partial(BytesIO(raw), stop_when=_past_main_tags)

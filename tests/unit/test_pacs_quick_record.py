@@ -1,0 +1,174 @@
+"""The quick reader of stored instances' main tags must give exactly what pydicom gives
+(read_partial + InstanceRecord.from_dataset), or step aside (None) for pydicom to read it."""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dicomkit.pacs.index import InstanceRecord, quick_record
+from dicomkit.pacs.server import _past_main_tags, read_record
+from tests.conftest import testdata
+
+
+def _pydicom(raw: bytes) -> tuple[str, object]:
+    try:
+        head = read_partial(io.BytesIO(raw), stop_when=_past_main_tags)
+        ts = str(head.file_meta.get("TransferSyntaxUID", ""))
+        return "ok", InstanceRecord.from_dataset(head, ts)
+    except Exception as exc:
+        return "error", type(exc).__name__
+
+
+def _quick(raw: bytes) -> tuple[str, object] | None:
+    try:
+        rec = quick_record(raw)
+    except Exception as exc:
+        return "error", type(exc).__name__
+    return None if rec is None else ("ok", rec)
+
+
+def _part10(ds: Dataset, ts: str) -> bytes:
+    ds.file_meta.TransferSyntaxUID = ts
+    bio = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(bio, enforce_file_format=True)
+    return bio.getvalue()
+
+
+def _base() -> Dataset:
+    return dcmread(testdata("CT_small.dcm"))
+
+
+def _latin1(ds: Dataset) -> None:
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Jörg"
+    ds.StudyDescription = "Tête  "
+
+
+def _utf8(ds: Dataset) -> None:
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Müller^Jörg=山田^太郎"
+
+
+def _iso2022(ds: Dataset) -> None:
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=山田^太郎"
+
+
+def _multi_and_padding(ds: Dataset) -> None:
+    ds.add_new(0x00200013, "IS", " 0007 ")
+    ds.OtherPatientIDs = ["A ", " B", "C"]
+    ds.ImageComments = "  hello \\ world  "
+
+
+def _empty(ds: Dataset) -> None:
+    ds.PatientName = ""
+    ds.InstanceNumber = None
+    ds.Modality = ""
+
+
+def _sequences(ds: Dataset, undefined: bool = False) -> None:
+    inner = Dataset()
+    inner.CodeMeaning = "y"
+    item = Dataset()
+    item.CodeValue = "X"
+    item.ConceptCodeSequence = Sequence([inner])
+    ds.ProcedureCodeSequence = Sequence([item, Dataset()])
+    ds.ReferencedImageSequence = Sequence([])
+    if undefined:
+        ds["ProcedureCodeSequence"].is_undefined_length = True
+        ds["ReferencedImageSequence"].is_undefined_length = True
+        item["ConceptCodeSequence"].is_undefined_length = True
+        item.is_undefined_length_sequence_item = True
+
+
+def _private(ds: Dataset) -> None:
+    ds.add_new(0x00090010, "LO", "PRIV")
+    ds.add_new(0x00091001, "UN", b"\x01\x02")
+
+
+def _no_sop_uid(ds: Dataset) -> None:
+    del ds.SOPInstanceUID
+
+
+VARIANTS: dict[str, Callable[[Dataset], None]] = {
+    "plain": lambda ds: None,
+    "latin1": _latin1,
+    "utf8": _utf8,
+    "iso2022": _iso2022,
+    "multi": _multi_and_padding,
+    "empty": _empty,
+    "sequences": _sequences,
+    "undefined-length sequences": lambda ds: _sequences(ds, undefined=True),
+    "private": _private,
+    "no SOP Instance UID": _no_sop_uid,
+}
+
+
+@pytest.mark.parametrize("ts", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_quick_reader_agrees_with_pydicom(variant: str, ts: str) -> None:
+    ds = copy.deepcopy(_base())
+    VARIANTS[variant](ds)
+    raw = _part10(ds, ts)
+    if variant.startswith("undefined"):
+        assert b"\xfe\xff\xdd\xe0" in raw  # a sequence delimiter really is there
+    assert _quick(raw) == _pydicom(raw)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # invalid values in some test files
+def test_quick_reader_agrees_on_pydicoms_test_files() -> None:
+    quick = 0
+    for name in get_testdata_files():
+        path = Path(name)
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        if raw[128:132] != b"DICM":
+            continue
+        got = _quick(raw)
+        if got is not None:
+            quick += 1
+            assert got == _pydicom(raw), name
+    assert quick > 50  # most plain files take the quick path
+
+
+@pytest.mark.parametrize(
+    ("name", "ts"),
+    [
+        ("MR_small_bigendian.dcm", ExplicitVRBigEndian),
+        ("image_dfl.dcm", DeflatedExplicitVRLittleEndian),
+    ],
+)
+def test_big_endian_and_deflated_are_left_to_pydicom(name: str, ts: str) -> None:
+    raw = Path(get_testdata_file(name)).read_bytes()
+    assert dcmread(io.BytesIO(raw)).file_meta.TransferSyntaxUID == ts
+    assert quick_record(raw) is None
+    assert read_record(raw) == _pydicom(raw)[1]
+
+
+def test_truncated_or_garbage_bytes_never_mislead() -> None:
+    raw = _part10(_base(), ExplicitVRLittleEndian)
+    for cut in range(128, 2000, 37):
+        got = _quick(raw[:cut])
+        assert got is None or got == _pydicom(raw[:cut]), cut
+    assert quick_record(b"\0" * 128 + b"DICM" + b"\xff" * 64) is None
+    assert quick_record(b"not dicom") is None
