@@ -35,7 +35,7 @@ def echo(
 ) -> None:
     """C-ECHO the PACS (or --mwl, or any --to peer): the DICOM "ping"."""
     from dicomkit import ui
-    from dicomkit.dicom.scu import echo as do_echo
+    from dicomkit.dicom.net import echo as do_echo
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)

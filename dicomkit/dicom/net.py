@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dicomkit.errors import AssociationRejected, ConnectionFailed, UsageError
+from dicomkit.errors import AssociationRejected, ConnectionFailed, DimseFailure, UsageError
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -396,3 +397,35 @@ def quick_echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> int | Non
         return None
     finally:
         sock.close()
+
+
+@dataclass
+class EchoResult:
+    peer: str
+    status: int
+    status_name: str
+    ms: float
+    ok: bool
+
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> EchoResult:
+    """C-ECHO: over a bare socket when all goes well (no pynetdicom import: ~0.4 s of a
+    `dicomkit echo`), else through pynetdicom, whose errors name the cause."""
+    t0 = time.perf_counter()
+    code = quick_echo(peer, calling_aet, timeout)  # no pynetdicom import when all goes well
+    if code is not None:
+        ms = (time.perf_counter() - t0) * 1000
+        return EchoResult(str(peer), code, status_name(code), round(ms, 1), code == 0)
+    from pynetdicom.presentation import build_context
+
+    t0 = time.perf_counter()
+    with association(peer, calling_aet, [build_context(VERIFICATION)], timeout=timeout) as assoc:
+        rsp = assoc.send_c_echo()
+    ms = (time.perf_counter() - t0) * 1000
+    code = int(rsp.Status) if "Status" in rsp else None
+    if code is None:
+        raise DimseFailure(f"{peer} did not answer the C-ECHO", "see the peer's log")
+    return EchoResult(str(peer), code, status_name(code), round(ms, 1), code == 0)

@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicomkit.dicom.net import Peer, association, status_category, status_name
+from dicomkit.dicom.net import (  # noqa: F401 - echo and EchoResult live in net, used from here
+    EchoResult,
+    Peer,
+    association,
+    echo,
+    status_category,
+    status_name,
+)
 from dicomkit.dicom.worklist import WorklistQuery, answer_to_dict
 from dicomkit.errors import DicomkitError, DimseFailure, UsageError
 
@@ -21,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERIFICATION = "1.2.840.10008.1.1"
 MWL_FIND = "1.2.840.10008.5.1.4.31"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -29,35 +35,6 @@ MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: odd context IDs 1..255
 MAX_RECONNECTS = 5
 DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: describes files, is not one
-
-
-@dataclass
-class EchoResult:
-    peer: str
-    status: int
-    status_name: str
-    ms: float
-    ok: bool
-
-
-def echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> EchoResult:
-    from dicomkit.dicom.net import quick_echo
-
-    t0 = time.perf_counter()
-    code = quick_echo(peer, calling_aet, timeout)  # no pynetdicom import when all goes well
-    if code is not None:
-        ms = (time.perf_counter() - t0) * 1000
-        return EchoResult(str(peer), code, status_name(code), round(ms, 1), code == 0)
-    from pynetdicom.presentation import build_context
-
-    t0 = time.perf_counter()
-    with association(peer, calling_aet, [build_context(VERIFICATION)], timeout=timeout) as assoc:
-        rsp = assoc.send_c_echo()
-    ms = (time.perf_counter() - t0) * 1000
-    code = int(rsp.Status) if "Status" in rsp else None
-    if code is None:
-        raise DimseFailure(f"{peer} did not answer the C-ECHO", "see the peer's log")
-    return EchoResult(str(peer), code, status_name(code), round(ms, 1), code == 0)
 
 
 def _c_find(
