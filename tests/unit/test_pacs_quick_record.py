@@ -23,7 +23,7 @@ from pydicom.uid import (
 )
 
 from dicomkit.pacs.index import InstanceRecord, quick_record
-from dicomkit.pacs.server import _past_main_tags, read_record
+from dicomkit.pacs.server import _past_main_tags, file_meta, read_record
 from tests.conftest import testdata
 
 
@@ -172,3 +172,23 @@ def test_truncated_or_garbage_bytes_never_mislead() -> None:
         assert got is None or got == _pydicom(raw[:cut]), cut
     assert quick_record(b"\0" * 128 + b"DICM" + b"\xff" * 64) is None
     assert quick_record(b"not dicom") is None
+
+
+@pytest.mark.parametrize(
+    "sop_instance",
+    ["1.2.3", "1.2.34", "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901"],
+)
+@pytest.mark.parametrize(
+    "ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian, "1.2.840.10008.1.2.4.50"]
+)
+def test_file_meta_is_pynetdicoms(sop_instance: str, ts: str) -> None:
+    """The stored file's meta is byte for byte what event.encoded_dataset() writes."""
+    from pynetdicom.dsutils import create_file_meta, encode_file_meta
+
+    for sop_class in ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.20"):
+        want = encode_file_meta(
+            create_file_meta(
+                sop_class_uid=sop_class, sop_instance_uid=sop_instance, transfer_syntax=ts
+            )
+        )
+        assert file_meta(sop_class, sop_instance, ts) == want
