@@ -255,6 +255,18 @@ def handle_conn_open(event: Any, max_pdu: int, timeout: float) -> None:
     setattr(sock, "recv", recv)  # noqa: B010 - per-socket guard, pynetdicom has no hook
 
 
+class _SharedContexts(list):
+    """The acceptor's supported presentation contexts, shared by all associations.
+
+    pynetdicom deep-copies them for every association it accepts
+    (transport.RequestHandler._create_association): 170 SOP classes x 16 transfer syntaxes
+    took ~25 ms per association, most of a one-match worklist query. Negotiation only reads
+    them (presentation.negotiate_as_acceptor builds new contexts for the answer)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return list(self)
+
+
 class PacsServer:
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
@@ -324,7 +336,12 @@ class PacsServer:
         ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
         handlers = self.handlers()
         for port in ports:
-            server = self.ae.start_server((cfg.host, port), block=False, evt_handlers=handlers)
+            server = self.ae.start_server(
+                (cfg.host, port),
+                block=False,
+                evt_handlers=handlers,
+                contexts=_SharedContexts(self.ae.supported_contexts),
+            )
             self._servers.append(server)
             log.info("DICOM listening on %s:%d as %s", cfg.host, port, cfg.aet)
         self._http = start_http(self)
