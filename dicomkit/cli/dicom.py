@@ -186,12 +186,12 @@ def store(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", "-j", help="Associations in parallel (0: automatic, currently one)."
+            "--jobs", "-j", help="Associations in parallel (0: one per 4 files, at most 4)."
         ),
     ] = 0,
     json: JsonOpt = False,
 ) -> None:
-    """C-STORE files to the PACS, each in its own transfer syntax (one association, or --jobs)."""
+    """C-STORE files to the PACS, each in its own transfer syntax (batches on parallel associations)."""
     from dicomkit import ui
     from dicomkit.dicom import journal
     from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files

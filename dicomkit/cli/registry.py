@@ -80,7 +80,8 @@ ENTRIES: tuple[Entry, ...] = (
         "dicom",
         "store",
         "DICOM",
-        "C-STORE files to the PACS, each in its own transfer syntax (one association, or --jobs).",
+        "C-STORE files to the PACS, each in its own transfer syntax (batches on parallel "
+        "associations).",
     ),
     Entry(
         "studies",

@@ -206,6 +206,7 @@ def _raise_for_failed(
             f"{peer} rejected the association (source {source}, reason {reason})",
             hint,
             peer=str(peer),
+            transient=rejection.get("result") == 2,  # PS3.8 9.3.4: rejected-transient
         )
     if not _port_open(peer.host, peer.port):
         raise ConnectionFailed(

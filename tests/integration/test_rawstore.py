@@ -97,3 +97,96 @@ def test_folder_of_many_files_in_one_association(
     report = store_files(Peer("127.0.0.1", port, "STORESCP"), "DICOMKIT", collect_files([src]))
     assert len(report.sent_ok) == 30 and not report.failed
     assert len(list(out.iterdir())) == 30
+
+
+def _copies(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    ds = pydicom.dcmread(testdata("CT_small.dcm"))
+    for i in range(n):
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / f"{i:02d}.dcm")
+    return collect_files([folder])
+
+
+def test_parallel_associations_to_a_one_at_a_time_peer(
+    storescp_small_pdu: tuple[int, Path], tmp_path: Path
+) -> None:
+    """storescp (no --fork) serves one association at a time: the others wait their turn.
+    The deflated file is left by the bare-socket sender and goes on pynetdicom afterwards."""
+    port, out = storescp_small_pdu
+    files = _copies(tmp_path / "src", 24) + [testdata(n) for n in FILES]
+    seen: list[FileResult] = []
+    report = store_files(
+        Peer("127.0.0.1", port, "STORESCP"), "DICOMKIT", files, jobs=4, progress=seen.append
+    )
+    assert not report.failed, report.to_dict()
+    assert [r.path for r in report.results] == [str(f) for f in files]  # input order
+    assert len(seen) == len(files)
+    assert len(list(out.iterdir())) == len(files)
+
+
+@pytest.fixture
+def one_association_scp() -> Iterator[tuple[int, list[str]]]:
+    """pynetdicom storage SCP that takes one association at a time and rejects the others
+    (A-ASSOCIATE-RJ, transient, local limit exceeded)."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage
+
+    got: list[str] = []
+
+    def on_store(event: evt.Event) -> int:
+        got.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    ae = AE(ae_title="ONEATATIME")
+    ae.maximum_associations = 1
+    ae.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield server.socket.getsockname()[1], got  # type: ignore[union-attr]
+    finally:
+        server.shutdown()
+
+
+def test_parallel_associations_refused_by_the_peer_go_on_one_afterwards(
+    one_association_scp: tuple[int, list[str]], tmp_path: Path
+) -> None:
+    port, got = one_association_scp
+    files = _copies(tmp_path / "src", 16)
+    report = store_files(Peer("127.0.0.1", port, "ONEATATIME"), "DICOMKIT", files, jobs=4)
+    assert not report.failed, report.to_dict()
+    assert len(report.sent_ok) == 16
+    assert sorted(got) == sorted(r.sop_instance_uid for r in report.results)
+
+
+def test_stop_releases_before_the_next_file(
+    storescp_small_pdu: tuple[int, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C during a parallel store sets the stop event: each association releases cleanly
+    before its next file (nothing half-sent), and reports nothing for files it did not send."""
+    import threading
+
+    from dicomkit.dicom.scu import _prepare, _store_raw
+
+    port, out = storescp_small_pdu
+    prepared = [_prepare(f) for f in _copies(tmp_path / "src", 5)]
+    stop = threading.Event()
+    sent: list[FileResult] = []
+
+    def record(r: FileResult, size: int = 0) -> None:
+        sent.append(r)
+        stop.set()  # as if Ctrl-C came while the first file was in flight
+
+    left = _store_raw(
+        Peer("127.0.0.1", port, "STORESCP"),
+        "DICOMKIT",
+        prepared,
+        10,
+        record,
+        stop,  # type: ignore[arg-type]
+    )
+    assert left == [] and len(sent) == 1 and sent[0].ok
+    assert len(list(out.iterdir())) == 1
