@@ -17,7 +17,7 @@ import time
 from io import BytesIO
 from typing import Any
 
-from dicomkit.pacs import mwl, qr
+from dicomkit.pacs import lean, mwl, qr
 from dicomkit.pacs.index import (
     LAST_MAIN_TAG,
     Index,
@@ -126,6 +126,29 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
     return _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
+def part10_bytes(sop_class: str, sop_instance: str, transfer_syntax: str, data: bytes) -> bytes:
+    """A C-STORE's data set as a Part 10 file, with the meta pynetdicom's
+    ``Event.encoded_dataset()`` writes (pydicom encodes, or refuses, odd UIDs)."""
+    try:
+        if not (sop_class and sop_instance):
+            raise ValueError("no SOP Class or Instance UID")
+        meta = file_meta(sop_class, sop_instance, transfer_syntax)
+    except (ValueError, struct.error, UnicodeEncodeError):
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import UID
+        from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+        from pynetdicom.dsutils import encode_file_meta
+
+        fm = FileMetaDataset()
+        fm.MediaStorageSOPClassUID = UID(sop_class)
+        fm.MediaStorageSOPInstanceUID = UID(sop_instance)
+        fm.TransferSyntaxUID = UID(transfer_syntax)
+        fm.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
+        fm.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
+        meta = encode_file_meta(fm)
+    return b"".join((b"\0" * 128, b"DICM", meta, data))
+
+
 def part10(event: Any) -> bytes:
     """A C-STORE's data set as a Part 10 file: what ``event.encoded_dataset()`` returns."""
     request = event.request
@@ -143,6 +166,16 @@ def handle_store(event: Any, storage: Storage, index: Index) -> int:
     """C-STORE: keep the bytes exactly as received, durably, then index them."""
     try:
         raw = part10(event)  # file meta + the data set as sent: nothing decoded
+    except Exception:
+        log.exception("C-STORE: cannot parse the data set")
+        return CANNOT_UNDERSTAND
+    return store_raw(raw, storage, index)
+
+
+def store_raw(raw: bytes, storage: Storage, index: Index) -> int:
+    """Store one received instance (Part 10 bytes): the status to answer the C-STORE with.
+    Shared by the pynetdicom handler and the lean path (pacs/lean.py)."""
+    try:
         rec = read_record(raw)
     except MissingIdentifier as exc:
         log.warning("C-STORE refused: %s", exc)
@@ -276,13 +309,45 @@ class PacsServer:
         self._servers: list[Any] = []
         self._http: Any = None
         self._stop = threading.Event()
+        # Associations the lean path serves (pacs/lean.py), counted with pynetdicom's.
+        self.lean_active: set[Any] = set()
         self.ae = self._make_ae()
+        qr_classes = {
+            qr.PATIENT_ROOT_FIND,
+            qr.PATIENT_ROOT_MOVE,
+            qr.PATIENT_ROOT_GET,
+            qr.STUDY_ROOT_FIND,
+            qr.STUDY_ROOT_MOVE,
+            qr.STUDY_ROOT_GET,
+        }
+        # What the lean path serves: the AE's own contexts (same transfer syntaxes, same
+        # order) minus Query/Retrieve.
+        self.lean_contexts: dict[str, list[str]] = {
+            str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
+            for cx in self.ae.supported_contexts
+            if str(cx.abstract_syntax) not in qr_classes
+        }
+        self.verification = VERIFICATION
+        self.mwl_find = mwl.MWL_FIND
+        self.storage_classes = set(self.lean_contexts) - {VERIFICATION, mwl.MWL_FIND}
+
+    def acceptor_count(self) -> int:
+        """Associations this PACS accepted and still serves, lean ones included."""
+        return sum(1 for a in self.ae.active_associations if a.is_acceptor)
 
     def _make_ae(self) -> Any:
         from pynetdicom import AE, AllStoragePresentationContexts
 
+        lean_active = self.lean_active
+
+        class PacsAE(AE):
+            @property
+            def active_associations(self) -> list[Any]:
+                # pynetdicom's limit (acse.py) and shutdown (aborts each) see the lean ones too
+                return [*super().active_associations, *list(lean_active)]
+
         cfg = self.cfg
-        ae = AE(ae_title=cfg.aet)
+        ae = PacsAE(ae_title=cfg.aet)
         ae.require_called_aet = cfg.check_called_aet  # reject with source 1, reason 7
         ae.maximum_associations = cfg.max_associations
         ae.maximum_pdu_size = cfg.max_pdu
@@ -335,17 +400,36 @@ class PacsServer:
         self.worklist.start_sweeper(2.0, self._stop)
         ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
         handlers = self.handlers()
+        use_lean = lean.enabled()
         for port in ports:
-            server = self.ae.start_server(
-                (cfg.host, port),
-                block=False,
-                evt_handlers=handlers,
-                contexts=_SharedContexts(self.ae.supported_contexts),
-            )
+            contexts = _SharedContexts(self.ae.supported_contexts)
+            if use_lean:
+                server = self._start_dispatch((cfg.host, port), handlers, contexts)
+            else:
+                server = self.ae.start_server(
+                    (cfg.host, port), block=False, evt_handlers=handlers, contexts=contexts
+                )
             self._servers.append(server)
-            log.info("DICOM listening on %s:%d as %s", cfg.host, port, cfg.aet)
+            log.info("DICOM listening on %s:%d as %s%s", cfg.host, port, cfg.aet,
+                     "" if use_lean else f" ({lean.LEAN_ENV}=0: pynetdicom only)")  # fmt: skip
         self._http = start_http(self)
         log.info("HTTP listening on %s:%d", cfg.host, cfg.http_port)
+
+    def _start_dispatch(self, address: tuple[str, int], handlers: list[Any], contexts: Any) -> Any:
+        """pynetdicom's threaded server (what ``start_server(block=False)`` builds) whose
+        connection threads first offer each connection to the lean path."""
+        server_class = lean.dispatch_server_class()
+        server = self.ae.make_server(
+            address, ae_title=self.cfg.aet, contexts=contexts, evt_handlers=handlers,
+            server_class=server_class,
+        )  # fmt: skip
+        server.pacs = self
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"AcceptorServer@{address[1]}", daemon=True
+        )
+        thread.start()
+        self.ae._servers.append(server)  # AE.shutdown stops it as one of its own
+        return server
 
     def stop(self) -> None:
         self._stop.set()
