@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 from rich.theme import Theme
+
+if TYPE_CHECKING:  # rich.table and rich.panel load on first use (~10 ms every run otherwise)
+    from rich.table import Table
 
 THEME = Theme(
     {
@@ -44,6 +45,8 @@ def error_panel(message: str, hint: str = "") -> None:
     body = f"[fail]{escape(message)}[/fail]"
     if hint:
         body += f"\n[hint]Fix:[/hint] {escape(hint)}"
+    from rich.panel import Panel
+
     err_console.print(Panel(body, title="error", border_style="red", expand=False))
 
 
@@ -53,6 +56,8 @@ def equivalent(command: str, label: str = "Equivalent") -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_lines=False)
     for c in columns:
         t.add_column(c)

@@ -133,7 +133,14 @@ def test_echo_builds_only_its_own_command(echo_peer: str) -> None:
     # pydicom on the happy path.
     for heavy in ("dicomkit.cli.tutor", "dicomkit.cli.orders", "dicomkit.cli.lab"):
         assert heavy not in mods
-    for heavy in ("pynetdicom", "pydicom", "dicomkit.tutor", "dicomkit.engines", "httpx"):
+    for heavy in (
+        "pynetdicom",
+        "pydicom",
+        "dicomkit.tutor",
+        "dicomkit.engines",
+        "httpx",
+        "rich.table",
+    ):
         assert heavy not in mods, heavy
 
 
