@@ -16,9 +16,12 @@ def main() -> None:
     # Shell completion calls `dicomkit` with no arguments and the words in the environment.
     completing = "_DICOMKIT_COMPLETE" in os.environ or "_TYPER_COMPLETE_ARGS" in os.environ
     if args in ([], ["--help"], ["-h"]) and not completing:
-        from dicomkit.cli.fasthelp import print_root_help
+        from dicomkit.cli import plainhelp
 
-        print_root_help()
+        if not plainhelp.print_root_help():  # piped: plain text without importing Rich
+            from dicomkit.cli.fasthelp import print_root_help
+
+            print_root_help()
         # Typer's no_args_is_help exits 2 (a usage error, like click); --help exits 0.
         sys.exit(2 if not args else 0)
     if args == ["--version"]:
