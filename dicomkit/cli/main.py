@@ -1,8 +1,9 @@
 """Entry point: ``dicomkit`` (console script) and ``python -m dicomkit``.
 
 Nothing heavy is imported here: ``dicomkit``, ``dicomkit --help`` and ``dicomkit --version``
-answer without Typer (see ``cli/fasthelp.py``); everything else goes to the Typer app
-(``cli/app.py``), which builds only the command that was asked for.
+answer without Typer (``cli/plainhelp.py`` when piped: no Rich either; ``cli/fasthelp.py`` in a
+terminal: Rich, Typer's panels); everything else goes to the Typer app (``cli/app.py``), which
+builds only the command that was asked for.
 """
 
 from __future__ import annotations
