@@ -238,6 +238,7 @@ def _raise_for_failed(
 # None and the caller repeats the echo through pynetdicom, which names the cause and the fix.
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"  # PS3.7 A.2.1 DICOM Application Context Name
 # Our implementation identity in the A-ASSOCIATE-RQ (PS3.7 D.3.3.2): a UUID-derived UID
 # (PS3.5 B.2), fixed once; the fallback path sends pynetdicom's own.
@@ -255,18 +256,86 @@ def _item(item_type: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", item_type, 0, len(payload)) + payload
 
 
-def _associate_rq(called: str, calling: str, abstract: str) -> bytes:
+def uid_bytes(value: str) -> bytes:
+    b = value.encode("ascii")
+    return b + b"\0" if len(b) % 2 else b  # PS3.5 6.2: UI padded with NUL to even length
+
+
+def associate_rq(
+    called: str,
+    calling: str,
+    contexts: Sequence[tuple[int, str, Sequence[str]]],
+    version: str = IMPLEMENTATION_VERSION,
+) -> bytes:
+    """A-ASSOCIATE-RQ (PS3.8 9.3.2) proposing each (context ID, abstract syntax, transfer
+    syntaxes); shared by the bare-socket echo, store and find clients."""
     import struct
 
-    pc = struct.pack(">BBBB", 1, 0, 0, 0)  # presentation context ID 1
-    pc += _item(0x30, abstract.encode()) + _item(0x40, IMPLICIT_VR_LE.encode())
+    items = _item(0x10, APPLICATION_CONTEXT.encode())
+    for cid, abstract, syntaxes in contexts:
+        pc = struct.pack(">BBBB", cid, 0, 0, 0) + _item(0x30, abstract.encode())
+        for ts in syntaxes:
+            pc += _item(0x40, ts.encode())
+        items += _item(0x20, pc)
     user = _item(0x51, struct.pack(">I", MAX_PDU))  # PS3.8 D.1 Maximum Length
     user += _item(0x52, IMPLEMENTATION_CLASS_UID.encode())
-    user += _item(0x55, IMPLEMENTATION_VERSION.encode())
+    user += _item(0x55, version.encode())
+    items += _item(0x50, user)
     body = struct.pack(">HH", 1, 0)  # protocol version 1, reserved
     body += called.encode("ascii").ljust(16) + calling.encode("ascii").ljust(16) + bytes(32)
-    body += _item(0x10, APPLICATION_CONTEXT.encode()) + _item(0x20, pc) + _item(0x50, user)
+    body += items
     return struct.pack(">BBI", 0x01, 0, len(body)) + body
+
+
+def parse_associate_ac(body: bytes) -> tuple[dict[int, str], int]:
+    """The accepted presentation contexts of an A-ASSOCIATE-AC body (PS3.8 9.3.3) as
+    {context ID: transfer syntax ("" if the peer named none)}, and the peer's maximum PDU
+    length (0: no limit)."""
+    import struct
+
+    accepted: dict[int, str] = {}
+    max_pdu = 0
+    pos = 68  # protocol version, reserved, echoed AE titles, 32 reserved bytes
+    while pos + 4 <= len(body):
+        item_type, _, length = struct.unpack_from(">BBH", body, pos)
+        value = body[pos + 4 : pos + 4 + length]
+        if item_type == 0x21 and len(value) >= 4 and value[2] == 0:  # result 0: acceptance
+            ts, sub = "", 4  # context ID, reserved, result, reserved, then sub-items
+            while sub + 4 <= len(value):
+                st, _, sl = struct.unpack_from(">BBH", value, sub)
+                if st == 0x40:
+                    ts = value[sub + 4 : sub + 4 + sl].rstrip(b"\0 ").decode("ascii", "replace")
+                sub += 4 + sl
+            accepted[value[0]] = ts
+        elif item_type == 0x50:
+            sub = 0
+            while sub + 4 <= len(value):
+                st, _, sl = struct.unpack_from(">BBH", value, sub)
+                if st == 0x51 and sl == 4:
+                    max_pdu = struct.unpack_from(">I", value, sub + 4)[0]
+                sub += 4 + sl
+        pos += 4 + length
+    return accepted, max_pdu
+
+
+def recv_exact(sock: socket.socket, n: int, error: type[Exception] = _Unusual) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise error("the peer closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_pdu(sock: socket.socket, error: type[Exception] = _Unusual) -> tuple[int, bytes]:
+    """One whole PDU: (type, body). ``error`` for a closed connection or an oversized PDU."""
+    import struct
+
+    pdu_type, _, length = struct.unpack(">BBI", recv_exact(sock, 6, error))
+    if length > MAX_PDU + 1024:
+        raise error(f"PDU of {length} bytes exceeds our maximum")
+    return pdu_type, recv_exact(sock, length, error)
 
 
 def _element(tag: int, value: bytes) -> bytes:
@@ -279,31 +348,11 @@ def _element(tag: int, value: bytes) -> bytes:
 def _c_echo_rq(message_id: int) -> bytes:
     import struct
 
-    sop = b"1.2.840.10008.1.1\0"  # Verification SOP Class UID padded to even length
-    elems = _element(0x00000002, sop)  # Affected SOP Class UID
+    elems = _element(0x00000002, uid_bytes(VERIFICATION))  # Affected SOP Class UID
     elems += _element(0x00000100, struct.pack("<H", 0x0030))  # Command Field: C-ECHO-RQ
     elems += _element(0x00000110, struct.pack("<H", message_id))  # Message ID
     elems += _element(0x00000800, struct.pack("<H", 0x0101))  # Command Data Set Type: none
     return _element(0x00000000, struct.pack("<I", len(elems))) + elems  # Group Length
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise _Unusual("connection closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def _recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
-    import struct
-
-    pdu_type, _, length = struct.unpack(">BBI", _recv_exact(sock, 6))
-    if length > MAX_PDU + 1024:
-        raise _Unusual(f"PDU of {length} bytes")
-    return pdu_type, _recv_exact(sock, length)
 
 
 def read_command(recv_pdu: Callable[[], tuple[int, bytes]]) -> bytes | None:
@@ -326,19 +375,6 @@ def read_command(recv_pdu: Callable[[], tuple[int, bytes]]) -> bytes | None:
             pos += 4 + length
         if last:
             return received
-
-
-def _accepted(ac: bytes) -> bool:
-    """Is presentation context 1 accepted in this A-ASSOCIATE-AC body (PS3.8 9.3.3)?"""
-    import struct
-
-    pos = 68  # protocol version, reserved, AE titles (echoed), 32 reserved bytes
-    while pos + 4 <= len(ac):
-        item_type, _, length = struct.unpack_from(">BBH", ac, pos)
-        if item_type == 0x21 and length >= 4 and ac[pos + 4] == 1:
-            return ac[pos + 6] == 0  # result 0: acceptance
-        pos += 4 + length
-    return False
 
 
 def _status(command: bytes) -> int | None:
@@ -370,21 +406,22 @@ def quick_echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> int | Non
         return None  # refused / unreachable: the full stack names it (fails fast too)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(_associate_rq(peer.aet, calling_aet, "1.2.840.10008.1.1"))
-        pdu_type, body = _recv_pdu(sock)
-        if pdu_type != 0x02 or not _accepted(body):  # not A-ASSOCIATE-AC, or context refused
+        rq = associate_rq(peer.aet, calling_aet, [(1, VERIFICATION, [IMPLICIT_VR_LE])])
+        sock.sendall(rq)
+        pdu_type, body = recv_pdu(sock)
+        if pdu_type != 0x02 or 1 not in parse_associate_ac(body)[0]:  # no AC, or refused
             return None
         command = _c_echo_rq(1)
         # P-DATA-TF with one PDV: context 1, control header 0x03 = command, last fragment
         pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
         sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
-        received = read_command(lambda: _recv_pdu(sock))
+        received = read_command(lambda: recv_pdu(sock))
         if received is None:
             return None
         status = _status(received)
         sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))  # A-RELEASE-RQ
         with contextlib.suppress(OSError, _Unusual):
-            _recv_pdu(sock)  # A-RELEASE-RP (the answer is already ours either way)
+            recv_pdu(sock)  # A-RELEASE-RP (the answer is already ours either way)
         return status
     except TimeoutError:
         raise ConnectionFailed(
@@ -407,9 +444,6 @@ class EchoResult:
     status_name: str
     ms: float
     ok: bool
-
-
-VERIFICATION = "1.2.840.10008.1.1"
 
 
 def echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> EchoResult:

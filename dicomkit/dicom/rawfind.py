@@ -22,14 +22,8 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dicomkit.dicom.net import (
-    APPLICATION_CONTEXT,
-    IMPLEMENTATION_CLASS_UID,
-    MAX_PDU,
-    Peer,
-    _element,
-    _item,
-)
+from dicomkit.dicom import net
+from dicomkit.dicom.net import MAX_PDU, Peer, _element, recv_pdu, uid_bytes
 from dicomkit.errors import ConnectionFailed
 
 if TYPE_CHECKING:
@@ -56,54 +50,22 @@ class _Unusual(Exception):
     """The fast path met something only the full stack should explain."""
 
 
-def _uid(value: str) -> bytes:
-    b = value.encode("ascii")
-    return b + b"\0" if len(b) % 2 else b  # PS3.5 6.2: UI padded with NUL to even length
-
-
 def associate_rq(called: str, calling: str, abstract: str) -> bytes:
-    """A-ASSOCIATE-RQ (PS3.8 9.3.2) with one presentation context proposing ``PROPOSED``."""
-    pc = struct.pack(">BBBB", CONTEXT_ID, 0, 0, 0) + _item(0x30, abstract.encode())
-    for ts in PROPOSED:
-        pc += _item(0x40, ts.encode())
-    user = _item(0x51, struct.pack(">I", MAX_PDU))  # PS3.8 D.1 Maximum Length
-    user += _item(0x52, IMPLEMENTATION_CLASS_UID.encode())
-    user += _item(0x55, IMPLEMENTATION_VERSION.encode())
-    body = struct.pack(">HH", 1, 0)  # protocol version 1, reserved
-    body += called.encode("ascii").ljust(16) + calling.encode("ascii").ljust(16) + bytes(32)
-    body += _item(0x10, APPLICATION_CONTEXT.encode()) + _item(0x20, pc) + _item(0x50, user)
-    return struct.pack(">BBI", 0x01, 0, len(body)) + body
+    """A-ASSOCIATE-RQ with one presentation context proposing ``PROPOSED``."""
+    return net.associate_rq(
+        called, calling, [(CONTEXT_ID, abstract, PROPOSED)], IMPLEMENTATION_VERSION
+    )
 
 
 def parse_associate_ac(body: bytes) -> tuple[str | None, int]:
     """(transfer syntax accepted for our context or None, the peer's maximum PDU length)."""
-    ts: str | None = None
-    max_pdu = 0
-    pos = 68  # protocol version, reserved, echoed AE titles, 32 reserved bytes
-    while pos + 4 <= len(body):
-        item_type, _, length = struct.unpack_from(">BBH", body, pos)
-        value = body[pos + 4 : pos + 4 + length]
-        if item_type == 0x21 and len(value) >= 4 and value[0] == CONTEXT_ID and value[2] == 0:
-            sub = 4  # PS3.8 9.3.3.2: context ID, reserved, result, reserved, then sub-items
-            while sub + 4 <= len(value):
-                st, _, sl = struct.unpack_from(">BBH", value, sub)
-                if st == 0x40:
-                    ts = value[sub + 4 : sub + 4 + sl].rstrip(b"\0 ").decode("ascii", "replace")
-                sub += 4 + sl
-        elif item_type == 0x50:
-            sub = 0
-            while sub + 4 <= len(value):
-                st, _, sl = struct.unpack_from(">BBH", value, sub)
-                if st == 0x51 and sl == 4:
-                    max_pdu = struct.unpack_from(">I", value, sub + 4)[0]
-                sub += 4 + sl
-        pos += 4 + length
-    return ts, max_pdu
+    accepted, max_pdu = net.parse_associate_ac(body)
+    return accepted.get(CONTEXT_ID), max_pdu
 
 
 def c_find_rq(sop_class: str) -> bytes:
     """The C-FIND-RQ command set (PS3.7 9.3.2.1), Implicit VR Little Endian."""
-    elems = _element(0x00000002, _uid(sop_class))  # Affected SOP Class UID
+    elems = _element(0x00000002, uid_bytes(sop_class))  # Affected SOP Class UID
     elems += _element(0x00000100, struct.pack("<H", 0x0020))  # Command Field: C-FIND-RQ
     elems += _element(0x00000110, struct.pack("<H", MESSAGE_ID))
     elems += _element(0x00000700, struct.pack("<H", PRIORITY_LOW))
@@ -137,20 +99,8 @@ class _Link:
         self.sock = sock
         self.pdvs: list[tuple[int, bytes]] = []  # (message control header, fragment)
 
-    def recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise _Unusual("the peer closed the connection")
-            buf += chunk
-        return bytes(buf)
-
     def recv_pdu(self) -> tuple[int, bytes]:
-        pdu_type, _, length = struct.unpack(">BBI", self.recv_exact(6))
-        if length > MAX_PDU + 1024:
-            raise _Unusual(f"PDU of {length} bytes exceeds our maximum")
-        return pdu_type, self.recv_exact(length)
+        return recv_pdu(self.sock, _Unusual)
 
     def next_pdv(self) -> tuple[int, bytes]:
         while not self.pdvs:

@@ -17,15 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicomkit.dicom import net
 from dicomkit.dicom.net import (
-    APPLICATION_CONTEXT,
-    IMPLEMENTATION_CLASS_UID,
     MAX_PDU,
     Peer,
     _element,
-    _item,
     _Unusual,
+    parse_associate_ac,
     read_command,
+    recv_pdu,
+    uid_bytes,
 )
 
 IMPLEMENTATION_VERSION = "DICOMKIT_STORE"
@@ -40,57 +41,21 @@ class Lost(Unusual):
     """The association broke while a file was in flight: that file has no status."""
 
 
-def _uid(value: str) -> bytes:
-    b = value.encode("ascii")
-    return b + b"\0" if len(b) % 2 else b  # PS3.5 6.2: UI padded with NUL to even length
-
-
 def associate_rq(called: str, calling: str, contexts: list[tuple[int, str, str]]) -> bytes:
-    """A-ASSOCIATE-RQ (PS3.8 9.3.2) proposing each (id, abstract syntax, transfer syntax)."""
-    items = _item(0x10, APPLICATION_CONTEXT.encode())
-    for cid, abstract, ts in contexts:
-        pc = struct.pack(">BBBB", cid, 0, 0, 0)
-        pc += _item(0x30, abstract.encode()) + _item(0x40, ts.encode())
-        items += _item(0x20, pc)
-    user = _item(0x51, struct.pack(">I", MAX_PDU))
-    user += _item(0x52, IMPLEMENTATION_CLASS_UID.encode())
-    user += _item(0x55, IMPLEMENTATION_VERSION.encode())
-    items += _item(0x50, user)
-    body = struct.pack(">HH", 1, 0)
-    body += called.encode("ascii").ljust(16) + calling.encode("ascii").ljust(16) + bytes(32)
-    body += items
-    return struct.pack(">BBI", 0x01, 0, len(body)) + body
-
-
-def parse_associate_ac(body: bytes) -> tuple[set[int], int]:
-    """Accepted presentation context IDs and the peer's maximum PDU length (0 = no limit)."""
-    accepted: set[int] = set()
-    max_pdu = 0
-    pos = 68  # protocol version, reserved, echoed AE titles, 32 reserved bytes
-    while pos + 4 <= len(body):
-        item_type, _, length = struct.unpack_from(">BBH", body, pos)
-        value = body[pos + 4 : pos + 4 + length]
-        if item_type == 0x21 and len(value) >= 4 and value[2] == 0:  # result 0: acceptance
-            accepted.add(value[0])
-        elif item_type == 0x50:
-            sub = 0
-            while sub + 4 <= len(value):
-                st, _, sl = struct.unpack_from(">BBH", value, sub)
-                if st == 0x51 and sl == 4:
-                    max_pdu = struct.unpack_from(">I", value, sub + 4)[0]
-                sub += 4 + sl
-        pos += 4 + length
-    return accepted, max_pdu
+    """A-ASSOCIATE-RQ proposing each (id, abstract syntax, its one transfer syntax)."""
+    return net.associate_rq(
+        called, calling, [(cid, ab, [ts]) for cid, ab, ts in contexts], IMPLEMENTATION_VERSION
+    )
 
 
 def c_store_rq(message_id: int, sop_class: str, sop_instance: str) -> bytes:
     """The C-STORE-RQ command set (PS3.7 9.3.1.1), Implicit VR Little Endian."""
-    elems = _element(0x00000002, _uid(sop_class))  # Affected SOP Class UID
+    elems = _element(0x00000002, uid_bytes(sop_class))  # Affected SOP Class UID
     elems += _element(0x00000100, struct.pack("<H", 0x0001))  # Command Field: C-STORE-RQ
     elems += _element(0x00000110, struct.pack("<H", message_id))  # Message ID
     elems += _element(0x00000700, struct.pack("<H", 0x0000))  # Priority: medium
     elems += _element(0x00000800, struct.pack("<H", 0x0000))  # a data set follows
-    elems += _element(0x00001000, _uid(sop_instance))  # Affected SOP Instance UID
+    elems += _element(0x00001000, uid_bytes(sop_instance))  # Affected SOP Instance UID
     return _element(0x00000000, struct.pack("<I", len(elems))) + elems
 
 
@@ -154,8 +119,8 @@ class RawStoreAssociation:
         if pdu_type != 0x02:  # not A-ASSOCIATE-AC: rejected or aborted
             self.close()
             raise Unusual(f"PDU type 0x{pdu_type:02X} instead of A-ASSOCIATE-AC")
-        accepted_ids, max_pdu = parse_associate_ac(body)
-        self.accepted = {k for k, cid in self.context_ids.items() if cid in accepted_ids}
+        accepted, max_pdu = parse_associate_ac(body)
+        self.accepted = {k for k, cid in self.context_ids.items() if cid in accepted}
         if not self.accepted:
             self.abort()
             raise Unusual("no presentation context accepted")
@@ -203,21 +168,9 @@ class RawStoreAssociation:
             raise Lost("the peer aborted or released the association instead of answering")
         return parse_response(received)
 
-    def _recv_exact(self, n: int) -> bytes:
-        assert self.sock is not None
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise Lost("the peer closed the connection")
-            buf += chunk
-        return bytes(buf)
-
     def _recv_pdu(self) -> tuple[int, bytes]:
-        pdu_type, _, length = struct.unpack(">BBI", self._recv_exact(6))
-        if length > MAX_PDU + 1024:
-            raise Lost(f"PDU of {length} bytes exceeds our maximum")
-        return pdu_type, self._recv_exact(length)
+        assert self.sock is not None
+        return recv_pdu(self.sock, Lost)
 
     def release(self) -> None:
         if self.sock is None:
