@@ -79,9 +79,9 @@ def _panel(table: Table, title: str) -> Panel:
     return Panel(table, border_style="dim", title=title, title_align="left")
 
 
-def _table() -> Table:
+def _table(highlight: bool = True) -> Table:
     return Table(
-        highlight=True,
+        highlight=highlight,
         show_header=False,
         expand=True,
         box=None,
@@ -130,18 +130,7 @@ def render(console: Console) -> None:
     for title, rows in panels.items():
         if not rows:
             continue
-        table = Table(
-            highlight=False,
-            show_header=False,
-            expand=True,
-            box=None,
-            show_lines=False,
-            leading=0,
-            border_style=None,
-            row_styles=None,
-            pad_edge=False,
-            padding=(0, 1),
-        )
+        table = _table(highlight=False)
         table.add_column(style="bold cyan", no_wrap=True, width=width)
         table.add_column("Description", justify="left", no_wrap=False, ratio=10)
         for name, text in rows:

@@ -192,6 +192,16 @@ def association(
         ae.shutdown()
 
 
+def no_association(peer: Peer) -> ConnectionFailed:
+    """The error for a peer that accepts TCP but never completes an association."""
+    return ConnectionFailed(
+        f"no DICOM association with {peer}: the peer closed the connection or did not "
+        f"answer an A-ASSOCIATE request",
+        "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
+        peer=str(peer),
+    )
+
+
 def _raise_for_failed(
     assoc: Association, peer: Peer, calling_aet: str, rejection: dict[str, int], what: str
 ) -> None:
@@ -223,12 +233,7 @@ def _raise_for_failed(
             "the peer does not support this SOP class / transfer syntax; check its configuration",
             peer=str(peer),
         )
-    raise ConnectionFailed(
-        f"no DICOM association with {peer}: the peer closed the connection or did not answer "
-        f"an A-ASSOCIATE request",
-        "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
-        peer=str(peer),
-    )
+    raise no_association(peer)
 
 
 # ---- C-ECHO without pynetdicom ---------------------------------------------------------
@@ -424,12 +429,7 @@ def quick_echo(peer: Peer, calling_aet: str, timeout: float = 10.0) -> int | Non
             recv_pdu(sock)  # A-RELEASE-RP (the answer is already ours either way)
         return status
     except TimeoutError:
-        raise ConnectionFailed(
-            f"no DICOM association with {peer}: the peer closed the connection or did not "
-            f"answer an A-ASSOCIATE request",
-            "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
-            peer=str(peer),
-        ) from None
+        raise no_association(peer) from None
     except (OSError, _Unusual, struct.error, UnicodeEncodeError) as exc:
         log.debug("quick echo to %s fell back to pynetdicom: %s", peer, exc)
         return None

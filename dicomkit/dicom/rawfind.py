@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from dicomkit.dicom import net
 from dicomkit.dicom.net import MAX_PDU, Peer, _element, recv_pdu, uid_bytes
-from dicomkit.errors import ConnectionFailed
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -212,12 +211,7 @@ def quick_find(
         if associated:
             log.debug("quick find to %s timed out: pynetdicom repeats it", peer)
             return None
-        raise ConnectionFailed(
-            f"no DICOM association with {peer}: the peer closed the connection or did not "
-            f"answer an A-ASSOCIATE request",
-            "is it a DICOM server? check the port (HTTP is usually 8042, DICOM 4242)",
-            peer=str(peer),
-        ) from None
+        raise net.no_association(peer) from None
     except Exception as exc:  # decoding included: the full stack decides and explains
         log.debug("quick find to %s fell back to pynetdicom: %s", peer, exc)
         return None
