@@ -70,7 +70,7 @@ def _console(file: IO[str] | None = None, width: int | None = None) -> Console:
         highlighter=_OptionHighlighter(),
         color_system="auto",
         force_terminal=force,
-        width=width or (int(env_width) if env_width else None),
+        width=width or (int(env_width) if env_width and env_width.isdigit() else None),
         file=file,
     )
 

@@ -154,3 +154,9 @@ def test_lazy_commands_mapping() -> None:
     with pytest.raises(KeyError):
         lazy["nope"]
     assert lazy["echo"].name == "echo"
+
+
+def test_garbage_terminal_width_is_ignored_not_a_traceback() -> None:
+    r = run("--help", TERMINAL_WIDTH="abc")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == run("--help").stdout
