@@ -28,6 +28,8 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dicomkit.pacs.server import PacsServer
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ LEAN_ENV = "DICOMKIT_PACS_LEAN"
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 # An A-ASSOCIATE-RQ is not bound by Maximum Length (PS3.8 D.1): the room handle_conn_open allows.
 MIN_RQ_LIMIT = 256 * 1024
+# A longer A-ASSOCIATE-RQ goes to pynetdicom: MSG_PEEK sees no more than the socket's receive
+# buffer holds, so a ~200 KB request could never be seen whole (the peer waits on the window).
+PEEK_LIMIT = 32 * 1024
 # User information sub-items we handle: maximum length, implementation class UID and version.
 PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
 
@@ -65,6 +70,8 @@ class AssociateRQ:
     # (context ID, abstract syntax, proposed transfer syntaxes), in the order proposed
     contexts: list[tuple[int, str, list[str]]] = field(default_factory=list)
     max_pdu: int = 0
+    # Why the request is invalid where pynetdicom would fail on it (we abort), else "".
+    malformed: str = ""
 
 
 def _uid(raw: bytes) -> str:
@@ -108,9 +115,13 @@ def parse_associate_rq(body: bytes) -> AssociateRQ | None:
                     else:
                         return None
                     sub += 4 + sl
-                if abstract is None or not syntaxes or cid % 2 == 0:
+                if abstract is None:
+                    rq.malformed = f"presentation context {cid} without an abstract syntax"
+                elif cid % 2 == 0:
+                    rq.malformed = f"presentation context ID {cid} is even"
+                elif not syntaxes:
                     return None
-                rq.contexts.append((cid, abstract, syntaxes))
+                rq.contexts.append((cid, abstract or "", syntaxes))
             elif item_type == 0x50:
                 user_seen, sub = True, 0
                 while sub < len(value):
@@ -134,15 +145,18 @@ def parse_associate_rq(body: bytes) -> AssociateRQ | None:
         return None
 
 
-def peek_associate_rq(sock: socket.socket, limit: int, timeout: float) -> bytes | None:
+def peek_associate_rq(
+    sock: socket.socket, limit: int, timeout: float, closing: Callable[[], bool] = bool
+) -> bytes | None:
     """The whole first PDU, peeked (left unread), if it is an A-ASSOCIATE-RQ of at most
-    ``limit`` bytes; b"" when the peer sent nothing (or too little) in ``timeout`` seconds;
-    None when it is something else."""
+    ``limit`` bytes; b"" when the peer sent nothing (or too little) in ``timeout`` seconds, or
+    ``closing()`` became true; None when it is something else."""
     deadline = time.monotonic() + timeout
     want = 6
     while True:
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or closing():
+            # (shutdown(SHUT_RD) does not end this loop: a peek still sees the queued bytes)
             return b""
         sock.settimeout(left)
         try:
@@ -347,7 +361,18 @@ class LeanAssociation:
             if cfg.check_called_aet and self.rq.called != cfg.aet.strip():
                 self._reject(0x01, 0x01, 0x07)  # pynetdicom: rejected-permanent, user, called AE
                 return
-            if self.server.acceptor_count() > cfg.max_associations:
+            server = self.server
+            with server.lean_lock:
+                # pynetdicom counts the association being decided (acse.py: >); this one is
+                # not counted yet, and counting peers that are themselves still undecided
+                # would turn a burst away below the limit.
+                admitted = not server.lean_closing
+                full = server.acceptor_count() >= cfg.max_associations
+                if admitted and not full:
+                    server.lean_active.add(self)
+            if not admitted:
+                return
+            if full:
                 self._reject(0x02, 0x03, 0x02)  # transient, provider (presentation), local limit
                 return
             ac = self.negotiate()
@@ -496,6 +521,9 @@ class LeanAssociation:
         msg_id = self._msg_id(cmd)
         sop_class_raw = cmd.get(0x0002, b"")
         sop_inst_raw = cmd.get(0x1000, b"")
+        if not (sop_class_raw.strip(b"\0 ") and sop_inst_raw.strip(b"\0 ")):
+            # Mandatory (PS3.7 9.3.1.1): pynetdicom cannot decode the request and aborts.
+            raise _Abort("C-STORE-RQ without an Affected SOP Class or Instance UID")
         ts = str(self.accepted[cid][1])
         try:
             raw = srv.part10_bytes(_uid(sop_class_raw), _uid(sop_inst_raw), ts, data)
@@ -608,22 +636,39 @@ def serve_connection(server: PacsServer, sock: socket.socket, addr: Any) -> bool
     cfg = server.cfg
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    limit = max(cfg.max_pdu, MIN_RQ_LIMIT) + 16
+    with server.lean_lock:
+        if server.lean_closing:
+            with contextlib.suppress(OSError):
+                sock.close()
+            return True
+        server.lean_pending.add(sock)
     try:
-        data = peek_associate_rq(sock, limit, cfg.network_timeout)
+        data = peek_associate_rq(sock, PEEK_LIMIT, cfg.network_timeout, lambda: server.lean_closing)
     except OSError:
         data = b""
+    finally:
+        with server.lean_lock:
+            server.lean_pending.discard(sock)
     if data == b"":
         # Silent, half-sent or gone within the timeout: what pynetdicom's ARTIM would do.
         with contextlib.suppress(OSError):
             sock.close()
         return True
     rq = parse_associate_rq(data[6:]) if data is not None else None
+    if rq is not None and rq.malformed:
+        # pynetdicom's acceptor thread dies on it and leaves the connection open, unanswered.
+        log.warning("A-ASSOCIATE-RQ from %s: %s: aborting", rq.calling, rq.malformed)
+        with contextlib.suppress(OSError):
+            sock.settimeout(cfg.network_timeout)
+            sock.recv(len(data or b""))  # consume it so that the close is not a reset
+            sock.sendall(struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 2, 6))
+        with contextlib.suppress(OSError):
+            sock.close()
+        return True
     if rq is None or not all(ab in server.lean_contexts for _, ab, _ in rq.contexts):
         sock.settimeout(None)  # as accepted: pynetdicom sets its own timeouts
         return False
-    assoc = LeanAssociation(server, sock, rq)
-    server.lean_active.add(assoc)
+    assoc = LeanAssociation(server, sock, rq)  # run() adds it to lean_active if admitted
     try:
         assoc.run()
     finally:
@@ -639,6 +684,10 @@ def dispatch_server_class() -> Any:
 
     class DispatchServer(ThreadedAssociationServer):
         pacs: PacsServer | None = None
+        # socketserver listens with a backlog of 5: a burst of connections overflows it, the
+        # kernel drops the handshake's last ACK and the peer's first data, and the A-ASSOCIATE-RQ
+        # arrives by retransmission seconds later (past a short network timeout).
+        request_queue_size = 128
 
         def process_request_thread(self, request: Any, client_address: Any) -> None:
             pacs = self.pacs

@@ -311,6 +311,11 @@ class PacsServer:
         self._stop = threading.Event()
         # Associations the lean path serves (pacs/lean.py), counted with pynetdicom's.
         self.lean_active: set[Any] = set()
+        # Connections whose A-ASSOCIATE-RQ the lean path is still peeking at; shutdown closes
+        # them. Admission (limit, shutdown) is decided under the lock, one connection at a time.
+        self.lean_pending: set[Any] = set()
+        self.lean_lock = threading.Lock()
+        self.lean_closing = False
         self.ae = self._make_ae()
         qr_classes = {
             qr.PATIENT_ROOT_FIND,
@@ -335,16 +340,36 @@ class PacsServer:
         """Associations this PACS accepted and still serves, lean ones included."""
         return sum(1 for a in self.ae.active_associations if a.is_acceptor)
 
+    def close_lean(self) -> None:
+        """Admit no more lean associations and drop the connections being peeked at."""
+        import contextlib
+        import socket
+
+        with self.lean_lock:
+            self.lean_closing = True
+            pending = list(self.lean_pending)
+        for sock in pending:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def _make_ae(self) -> Any:
         from pynetdicom import AE, AllStoragePresentationContexts
 
         lean_active = self.lean_active
+        close_lean = self.close_lean
 
         class PacsAE(AE):
             @property
             def active_associations(self) -> list[Any]:
                 # pynetdicom's limit (acse.py) and shutdown (aborts each) see the lean ones too
                 return [*super().active_associations, *list(lean_active)]
+
+            def shutdown(self) -> None:
+                # Close connections still being peeked first: socketserver's server_close
+                # joins their threads, and one that finished its A-ASSOCIATE-RQ after the
+                # abort loop would be served on (stop() then waits for it to end).
+                close_lean()
+                super().shutdown()
 
         cfg = self.cfg
         ae = PacsAE(ae_title=cfg.aet)
