@@ -46,6 +46,11 @@ PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
 
 C_STORE_RQ, C_FIND_RQ, C_ECHO_RQ, C_CANCEL_RQ = 0x0001, 0x0020, 0x0030, 0x0FFF
 NO_DATA_SET = 0x0101
+# Messages are reassembled from fragments that may never say "last": a command set is a few
+# hundred bytes, a C-FIND/C-ECHO identifier a few KB. (C-STORE data sets are not capped: an
+# instance may be gigabytes, and pynetdicom buffers it whole too.)
+MAX_COMMAND = 64 * 1024
+MAX_IDENTIFIER = 1024 * 1024
 HAS_DATA_SET = 0x0001  # what pynetdicom puts in responses that carry one
 
 
@@ -152,7 +157,7 @@ def peek_associate_rq(
     ``limit`` bytes; b"" when the peer sent nothing (or too little) in ``timeout`` seconds, or
     ``closing()`` became true; None when it is something else."""
     deadline = time.monotonic() + timeout
-    want = 6
+    want, seen, pause = 6, 0, 0.0005
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or closing():
@@ -174,7 +179,11 @@ def peek_associate_rq(
             want = 6 + length
         if len(data) >= want and want > 6:
             return data[:want]
-        time.sleep(0.0005)  # the rest is on its way: MSG_PEEK cannot wait for a count
+        # The rest is on its way: MSG_PEEK cannot wait for a count. Poll soon while it flows,
+        # back off while it does not (a peer that stops halfway must not cost a CPU).
+        pause = 0.0005 if len(data) > seen else min(pause * 2, 0.05)
+        seen = len(data)
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
 
 
 def _item(item_type: int, payload: bytes) -> bytes:
@@ -431,7 +440,7 @@ class LeanAssociation:
     def next_message(self) -> tuple[int, dict[int, bytes], bytes | None]:
         """(context ID, command elements, data set bytes or None), reassembled (PS3.8 E.2)."""
         parts: list[bytes] = []
-        cid = -1
+        cid, size = -1, 0
         while True:
             pdv = self._next_pdv()
             if len(pdv) == 2:
@@ -441,12 +450,17 @@ class LeanAssociation:
                 raise _Abort("expected a command fragment")
             cid = c
             parts.append(frag)
+            size += len(frag)
+            if size > MAX_COMMAND:
+                raise _Abort(f"command set over {MAX_COMMAND} bytes")
             if control & 0x02:
                 break
         cmd = parse_command(b"".join(parts))
         if _us_of(cmd, 0x0800) == NO_DATA_SET:
             return cid, cmd, None
-        parts = []
+        # A C-STORE data set is as large as the instance; anything else we serve is a query.
+        cap = None if _us_of(cmd, 0x0100) == C_STORE_RQ else MAX_IDENTIFIER
+        parts, size = [], 0
         while True:
             pdv = self._next_pdv()
             if len(pdv) == 2:
@@ -455,6 +469,9 @@ class LeanAssociation:
             if control & 0x01 or c != cid:
                 raise _Abort("expected a data set fragment")
             parts.append(frag)
+            size += len(frag)
+            if cap is not None and size > cap:
+                raise _Abort(f"identifier over {cap} bytes")
             if control & 0x02:
                 return cid, cmd, b"".join(parts)
 

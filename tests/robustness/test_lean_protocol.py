@@ -513,3 +513,138 @@ def test_store_response_and_durability(pacs: PacsServer) -> None:
     files = list(pacs.storage.files.rglob("*.dcm"))
     assert len(files) == 1 and not list(pacs.storage.files.rglob("*.tmp"))
     assert pacs.index.instance_path(inst) is not None
+
+
+def test_command_fragments_without_a_last_one_are_capped(pacs: PacsServer) -> None:
+    """A command set is a few hundred bytes: fragments that never end must not be buffered
+    without bound (each PDU arrives well within the timeout, so only a cap stops them)."""
+    s, kind, _ = connect(pacs.cfg.dicom_port)
+    with s:
+        assert kind == 0x02
+        chunk = pdata(1, 0x01, b"\0" * 16000)
+        sent = 0
+        with contextlib.suppress(OSError):
+            for _ in range(256):  # 4 MB at most
+                s.sendall(chunk)
+                sent += 1
+        # Aborted at the cap, not by the idle timeout once the fragments stop.
+        assert sent < 256 or closed_or_aborted(s, TIMEOUT / 3), "4 MB of fragments buffered"
+    wait_idle(pacs)
+
+
+def test_query_identifier_fragments_are_capped(pacs: PacsServer) -> None:
+    find = command(
+        elem(0x00000002, uid(MWL)),
+        elem(0x00000100, struct.pack("<H", 0x0020)),
+        elem(0x00000110, struct.pack("<H", 1)),
+        elem(0x00000700, struct.pack("<H", 0)),
+        elem(0x00000800, struct.pack("<H", 0x0001)),
+    )
+    s, kind, _ = connect(pacs.cfg.dicom_port, associate_rq(context(1, MWL, IMPLICIT_LE)))
+    with s:
+        assert kind == 0x02
+        chunk = pdata(1, 0x00, b"\0" * 16000)
+        sent = 0
+        with contextlib.suppress(OSError):
+            s.sendall(pdata(1, 0x03, find))
+            for _ in range(256):
+                s.sendall(chunk)
+                sent += 1
+        assert sent < 256 or closed_or_aborted(s, TIMEOUT / 3), "4 MB of an identifier buffered"
+    wait_idle(pacs)
+
+
+# ---- C-FIND streaming -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def mwl_pacs(tmp_path: Path) -> Iterator[PacsServer]:
+    from dicomkit.pacs.settings import Modality
+    from tests.integration.test_embedded_dcmtk import place_orders
+
+    home = tmp_path / "mwl"
+    (home / "worklists").mkdir(parents=True)
+    place_orders(home / "worklists", home / "ris.sqlite3")
+    srv = make_server(home, modalities={"raw": Modality("RAWPEER", "127.0.0.1", 11112)})
+    srv.worklist.refresh()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _find_rq(msg_id: int) -> bytes:
+    return command(
+        elem(0x00000002, uid(MWL)),
+        elem(0x00000100, struct.pack("<H", 0x0020)),
+        elem(0x00000110, struct.pack("<H", msg_id)),
+        elem(0x00000700, struct.pack("<H", 0)),
+        elem(0x00000800, struct.pack("<H", 0x0001)),
+    )
+
+
+def _cancel_rq(msg_id: int) -> bytes:
+    return command(
+        elem(0x00000100, struct.pack("<H", 0x0FFF)),
+        elem(0x00000120, struct.pack("<H", msg_id)),
+        elem(0x00000800, struct.pack("<H", 0x0101)),
+    )
+
+
+def _identifier() -> bytes:
+    return elem(0x00080050, b"") + elem(0x00100010, b"")  # AccessionNumber, PatientName
+
+
+def _statuses(s: socket.socket) -> list[int]:
+    """C-FIND-RSP statuses up to the final one (identifier PDVs skipped)."""
+    out: list[int] = []
+    s.settimeout(5)
+    while True:
+        kind, body = recv_pdu(s)
+        assert kind == 0x04, kind
+        if body[5] & 0x01:
+            st = status_of(body)
+            out.append(st)
+            if st not in (0xFF00, 0xFF01):
+                return out
+
+
+def test_find_answers_and_cancel_of_another_message_id(mwl_pacs: PacsServer) -> None:
+    port = mwl_pacs.cfg.dicom_port
+    s, kind, _ = connect(port, associate_rq(context(1, MWL, IMPLICIT_LE)))
+    with s:
+        assert kind == 0x02
+        # A C-CANCEL for a message that is not outstanding changes nothing.
+        s.sendall(pdata(1, 0x03, _find_rq(3)) + pdata(1, 0x02, _identifier()))
+        s.sendall(pdata(1, 0x03, _cancel_rq(99)))
+        got = _statuses(s)
+        assert got[-1] == 0 and got.count(0xFF00) >= 3, got
+        # Release while a C-FIND streams: every answer, then A-RELEASE-RP.
+        s.sendall(pdata(1, 0x03, _find_rq(4)) + pdata(1, 0x02, _identifier()))
+        s.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))
+        got = _statuses(s)
+        assert got[-1] == 0, got
+        kind, _ = recv_pdu(s)
+        assert kind == 0x06
+    wait_idle(mwl_pacs)
+
+
+def test_half_sent_requests_do_not_spin(tmp_path: Path) -> None:
+    """Peers that send part of an A-ASSOCIATE-RQ and wait: the peek loop polls, but must
+    not burn a CPU doing it (20 such peers for 1 s)."""
+    srv = make_server(tmp_path / "pacs", network_timeout=5.0)
+    socks = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", srv.cfg.dicom_port), timeout=5)
+            s.sendall(associate_rq()[:30])
+            socks.append(s)
+        time.sleep(0.2)
+        cpu0, t0 = time.process_time(), time.monotonic()
+        time.sleep(1.0)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+        assert cpu < 0.25, f"{cpu:.2f} CPU seconds per second"
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
