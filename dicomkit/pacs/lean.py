@@ -195,6 +195,12 @@ def _even_uid(uid: str) -> bytes:
     return b + b"\0" if len(b) % 2 else b
 
 
+def _repad(raw: bytes) -> bytes:
+    """A peer's UID value as pynetdicom re-encodes it in a response: even length, NUL-padded."""
+    raw = raw.rstrip(b"\0 ")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
 def _elem(tag: int, value: bytes) -> bytes:
     return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
 
@@ -524,7 +530,7 @@ class LeanAssociation:
 
     def c_echo(self, cid: int, cmd: dict[int, bytes]) -> None:
         rsp = command_set(
-            _elem(0x00000002, cmd.get(0x0002, _even_uid(self.server.verification))),
+            _elem(0x00000002, _repad(cmd.get(0x0002, b"")) or _even_uid(self.server.verification)),
             _elem(0x00000100, _us(0x8030)),
             _elem(0x00000120, _us(self._msg_id(cmd))),
             _elem(0x00000800, _us(NO_DATA_SET)),
@@ -550,12 +556,12 @@ class LeanAssociation:
         else:
             status = srv.store_raw(raw, self.server.storage, self.server.index)
         rsp = command_set(
-            _elem(0x00000002, sop_class_raw),
+            _elem(0x00000002, _repad(sop_class_raw)),
             _elem(0x00000100, _us(0x8001)),
             _elem(0x00000120, _us(msg_id)),
             _elem(0x00000800, _us(NO_DATA_SET)),
             _elem(0x00000900, _us(status)),
-            _elem(0x00001000, sop_inst_raw),
+            _elem(0x00001000, _repad(sop_inst_raw)),
         )
         self.send(self.pdata(cid, rsp))
 
@@ -605,7 +611,7 @@ class LeanAssociation:
         msg_id = self._msg_id(cmd)
         self.cancelled.discard(msg_id)  # a cancel of an earlier request with this ID
         abstract, ts = self.accepted[cid]
-        sop_raw = cmd.get(0x0002, _even_uid(abstract))
+        sop_raw = _repad(cmd.get(0x0002, b"")) or _even_uid(abstract)
         event = _FindEvent(self, abstract, data, ts, msg_id)
         server = self.server
 

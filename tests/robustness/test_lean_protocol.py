@@ -648,3 +648,57 @@ def test_half_sent_requests_do_not_spin(tmp_path: Path) -> None:
         for s in socks:
             s.close()
         srv.stop()
+
+
+def _elements(body: bytes) -> dict[int, bytes]:
+    raw, pos, out = body[6:], 0, {}
+    while pos < len(raw):
+        _g, e, n = struct.unpack_from("<HHI", raw, pos)
+        out[e] = raw[pos + 8 : pos + 8 + n]
+        pos += 8 + n
+    return out
+
+
+def test_responses_carry_even_length_uids(pacs: PacsServer) -> None:
+    """A peer's unpadded (odd-length) UIDs are answered padded, as pynetdicom re-encodes
+    them: every element of a command set has an even length (PS3.5 7.1.1)."""
+    echo = command(
+        elem(0x00000002, VERIFICATION.encode()),  # 17 bytes, no padding
+        elem(0x00000100, struct.pack("<H", 0x0030)),
+        elem(0x00000110, struct.pack("<H", 1)),
+        elem(0x00000800, struct.pack("<H", 0x0101)),
+    )
+    inst = "1.2.3.4.123"  # 11 bytes
+    store = command(
+        elem(0x00000002, CT.encode()),
+        elem(0x00000100, struct.pack("<H", 0x0001)),
+        elem(0x00000110, struct.pack("<H", 2)),
+        elem(0x00000700, struct.pack("<H", 0)),
+        elem(0x00000800, struct.pack("<H", 0x0001)),
+        elem(0x00001000, inst.encode()),
+    )
+    s, kind, _ = connect(pacs.cfg.dicom_port, associate_rq(store_contexts()))
+    with s:
+        s.sendall(pdata(1, 0x03, echo))
+        kind, body = recv_pdu(s)
+        assert kind == 0x04 and status_of(body) == 0
+        assert all(len(v) % 2 == 0 for v in _elements(body).values()), _elements(body)
+        s.sendall(pdata(3, 0x03, store) + pdata(3, 0x02, _ct_dataset(inst)))
+        kind, body = recv_pdu(s)
+        assert kind == 0x04 and status_of(body) == 0
+        els = _elements(body)
+        assert all(len(v) % 2 == 0 for v in els.values()), els
+        assert els[0x1000] == uid(inst) and els[0x0002] == uid(CT)
+        release(s)
+
+
+def test_idle_association_is_aborted_after_the_timeout(pacs: PacsServer) -> None:
+    s, kind, _ = connect(pacs.cfg.dicom_port)
+    with s:
+        assert kind == 0x02
+        t0 = time.monotonic()
+        s.settimeout(TIMEOUT + 3)
+        kind, _ = recv_pdu(s)
+        took = time.monotonic() - t0
+        assert kind == 0x07 and TIMEOUT * 0.8 < took < TIMEOUT + 1.5, (kind, took)
+    wait_idle(pacs)
