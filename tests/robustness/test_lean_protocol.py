@@ -702,3 +702,26 @@ def test_idle_association_is_aborted_after_the_timeout(pacs: PacsServer) -> None
         took = time.monotonic() - t0
         assert kind == 0x07 and TIMEOUT * 0.8 < took < TIMEOUT + 1.5, (kind, took)
     wait_idle(pacs)
+
+
+def test_no_thread_or_descriptor_leak_after_abuse(pacs: PacsServer) -> None:
+    assert echo_ok(pacs.cfg.dicom_port)
+    wait_idle(pacs)
+    time.sleep(0.2)
+    threads0, fds0 = threading.active_count(), fds()
+    for _round in range(2):
+        for data in _bad_pdata().values():
+            s, kind, _ = connect(pacs.cfg.dicom_port, associate_rq(store_contexts()))
+            with s:
+                assert kind == 0x02
+                s.sendall(data)
+                assert closed_or_aborted(s)
+        for cut in (3, 30, 100):  # half requests, then gone
+            with socket.create_connection(("127.0.0.1", pacs.cfg.dicom_port), timeout=5) as s:
+                s.sendall(associate_rq()[:cut])
+    wait_idle(pacs)
+    deadline = time.monotonic() + 2 * TIMEOUT + 3
+    while (threading.active_count() > threads0 or fds() > fds0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads0, (threading.active_count(), threads0)
+    assert fds() <= fds0, (fds(), fds0)
