@@ -66,6 +66,16 @@ def transfer_syntaxes() -> list[str]:
     return [str(getattr(uid, n)) for n in names if hasattr(uid, n)]
 
 
+# Query/Retrieve, served by pynetdicom (pacs/qr.py); the lean path takes the rest.
+QR_CLASSES = (
+    qr.PATIENT_ROOT_FIND,
+    qr.PATIENT_ROOT_MOVE,
+    qr.PATIENT_ROOT_GET,
+    qr.STUDY_ROOT_FIND,
+    qr.STUDY_ROOT_MOVE,
+    qr.STUDY_ROOT_GET,
+)
+
 UNCOMPRESSED = [
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -317,20 +327,12 @@ class PacsServer:
         self.lean_lock = threading.Lock()
         self.lean_closing = False
         self.ae = self._make_ae()
-        qr_classes = {
-            qr.PATIENT_ROOT_FIND,
-            qr.PATIENT_ROOT_MOVE,
-            qr.PATIENT_ROOT_GET,
-            qr.STUDY_ROOT_FIND,
-            qr.STUDY_ROOT_MOVE,
-            qr.STUDY_ROOT_GET,
-        }
         # What the lean path serves: the AE's own contexts (same transfer syntaxes, same
         # order) minus Query/Retrieve.
         self.lean_contexts: dict[str, list[str]] = {
             str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
             for cx in self.ae.supported_contexts
-            if str(cx.abstract_syntax) not in qr_classes
+            if str(cx.abstract_syntax) not in QR_CLASSES
         }
         self.verification = VERIFICATION
         self.mwl_find = mwl.MWL_FIND
@@ -386,16 +388,7 @@ class PacsServer:
                 continue
             # Both roles: a C-GET requestor proposes to be the Storage SCP (PS3.4 C.4.3).
             ae.add_supported_context(cx.abstract_syntax, storage_ts, scu_role=True, scp_role=True)
-        for sop in (
-            VERIFICATION,
-            mwl.MWL_FIND,
-            qr.PATIENT_ROOT_FIND,
-            qr.PATIENT_ROOT_MOVE,
-            qr.PATIENT_ROOT_GET,
-            qr.STUDY_ROOT_FIND,
-            qr.STUDY_ROOT_MOVE,
-            qr.STUDY_ROOT_GET,
-        ):
+        for sop in (VERIFICATION, mwl.MWL_FIND, *QR_CLASSES):
             ae.add_supported_context(sop, UNCOMPRESSED)
         return ae
 
