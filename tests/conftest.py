@@ -184,3 +184,25 @@ def testdata(name: str) -> Path:
 
 
 testdata.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def start_pacs(home: Path, aet: str, **cfg: Any) -> Any:
+    """The embedded PACS in this process (free ports, storage and worklists under ``home``),
+    started; ``cfg`` overrides ServerConfig fields. The caller stops it."""
+    from dicomkit.pacs.server import PacsServer
+    from dicomkit.pacs.settings import ServerConfig
+
+    (home / "worklists").mkdir(parents=True, exist_ok=True)
+    opts: dict[str, Any] = {
+        "storage_dir": home / "storage",
+        "worklist_dir": home / "worklists",
+        "aet": aet,
+        "dicom_port": free_port(),
+        "mwl_port": free_port(),
+        "http_port": free_port(),
+        "max_pdu": 65536,
+        **cfg,
+    }
+    srv = PacsServer(ServerConfig(**opts))
+    srv.start()
+    return srv

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydicom
 import pytest
@@ -21,8 +21,8 @@ from pydicom.dataset import Dataset
 from dicomkit.dicom import rawfind
 from dicomkit.pacs import lean
 from dicomkit.pacs.server import PacsServer
-from dicomkit.pacs.settings import Modality, ServerConfig
-from tests.conftest import free_port, need, testdata
+from dicomkit.pacs.settings import Modality
+from tests.conftest import need, start_pacs, testdata
 from tests.integration.test_embedded_dcmtk import place_orders
 
 pytestmark = [pytest.mark.dcmtk, pytest.mark.timeout(120)]
@@ -45,25 +45,19 @@ class Counter:
 
 
 def make_server(home: Path) -> PacsServer:
-    (home / "worklists").mkdir(parents=True, exist_ok=True)
-    cfg = ServerConfig(
-        storage_dir=home / "storage",
-        worklist_dir=home / "worklists",
-        aet=AET,
-        dicom_port=free_port(),
-        mwl_port=free_port(),
-        http_port=free_port(),
-        modalities={
-            "dicomkit": Modality("DICOMKIT", "127.0.0.1", 11112),
-            "findscu": Modality("FINDSCU", "127.0.0.1", 11113),
-        },
-        max_associations=4,
-        network_timeout=3,
-        max_pdu=65536,
+    return cast(
+        PacsServer,
+        start_pacs(
+            home,
+            AET,
+            modalities={
+                "dicomkit": Modality("DICOMKIT", "127.0.0.1", 11112),
+                "findscu": Modality("FINDSCU", "127.0.0.1", 11113),
+            },
+            max_associations=4,
+            network_timeout=3,
+        ),
     )
-    srv = PacsServer(cfg)
-    srv.start()
-    return srv
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from dicomkit.pacs import lean
 from dicomkit.pacs.server import PacsServer
-from dicomkit.pacs.settings import ServerConfig
-from tests.conftest import free_port
+from tests.conftest import start_pacs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -34,22 +34,8 @@ TIMEOUT = 1.5
 
 
 def make_server(home: Path, **kw: object) -> PacsServer:
-    (home / "worklists").mkdir(parents=True, exist_ok=True)
-    opts: dict[str, object] = dict(
-        storage_dir=home / "storage",
-        worklist_dir=home / "worklists",
-        aet=AET,
-        dicom_port=free_port(),
-        mwl_port=free_port(),
-        http_port=free_port(),
-        max_associations=MAX_ASSOC,
-        network_timeout=TIMEOUT,
-        max_pdu=65536,
-    )
-    opts.update(kw)
-    srv = PacsServer(ServerConfig(**opts))  # type: ignore[arg-type]
-    srv.start()
-    return srv
+    cfg: dict[str, object] = {"max_associations": MAX_ASSOC, "network_timeout": TIMEOUT, **kw}
+    return cast(PacsServer, start_pacs(home, AET, **cfg))
 
 
 @pytest.fixture
