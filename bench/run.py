@@ -202,6 +202,18 @@ def run_json(argv: list[str], env: dict[str, str]) -> tuple[float, Any]:
     return s, json.loads(p.stdout)
 
 
+def rotated(names: list[str], r: int) -> list[str]:
+    """``names`` starting at position r: each side goes first in turn across repetitions."""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
+def store_argv(port: int, folder: Path, which: str) -> list[str]:
+    """`dicomkit store` to a PACS on ``port``; ``which`` "dicomkit_jobs1" on one association."""
+    jobs = ["--jobs", "1"] if which == "dicomkit_jobs1" else []
+    return [*DICOMKIT, "store", *jobs, "--to", f"{HOST}:{port}:{PACS_AET}", "--json", str(folder)]
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -492,21 +504,12 @@ def bench_store(reps: int) -> None:
     t: dict[str, list[float]] = {k: [] for k in kinds}
     inner: list[float] = []
     for r in range(reps):
-        for which in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+        for which in rotated(kinds, r):
             with workdir("store-") as home:
                 srv = embedded if which == "storescu_embedded" else orthanc
                 with srv(home) as s:
                     if which.startswith("dicomkit"):
-                        jobs = ["--jobs", "1"] if which == "dicomkit_jobs1" else []
-                        argv = [
-                            *DICOMKIT,
-                            "store",
-                            *jobs,
-                            "--to",
-                            f"{HOST}:{s.port}:{PACS_AET}",
-                            "--json",
-                            str(folder),
-                        ]
+                        argv = store_argv(s.port, folder, which)
                         sec, out = run_json(argv, {**env_dk, "DICOMKIT_HOME": str(home)})
                         assert out["sent"] == n, out
                         if which == "dicomkit":
@@ -561,18 +564,10 @@ def bench_large(reps: int) -> None:
     t: dict[str, list[float]] = {k: [] for k in kinds}
     inner: list[float] = []
     for r in range(reps):
-        for which in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+        for which in rotated(kinds, r):
             with workdir("large-") as home, orthanc(home) as s:
                 if which.startswith("dicomkit"):
-                    argv = [
-                        *DICOMKIT,
-                        "store",
-                        *(["--jobs", "1"] if which == "dicomkit_jobs1" else []),
-                        "--to",
-                        f"{HOST}:{s.port}:{PACS_AET}",
-                        "--json",
-                        str(folder),
-                    ]
+                    argv = store_argv(s.port, folder, which)
                     sec, out = run_json(argv, clean_env(DICOMKIT_HOME=str(home)))
                     assert out["sent"] == n, out
                     if which == "dicomkit":
@@ -632,7 +627,7 @@ def bench_mwl(reps: int) -> None:
         )
         load = time.perf_counter() - t0
         for r in range(reps):
-            for name in list(t)[r % 3 :] + list(t)[: r % 3]:
+            for name in rotated(list(t), r):
                 t1 = time.perf_counter()
                 rows = find_worklist(peers[name], AET, q, timeout=60)
                 t[name].append(time.perf_counter() - t1)
@@ -652,7 +647,7 @@ def bench_mwl(reps: int) -> None:
                 for k in t
             }
             for r in range(reps):
-                for name in list(t)[r % 3 :] + list(t)[: r % 3]:
+                for name in rotated(list(t), r):
                     t1 = time.perf_counter()
                     got = [
                         ds
@@ -733,9 +728,9 @@ def bench_help(reps: int) -> None:
         for argv in cmds.values():
             timed(argv, env)
     for r in range(reps):
-        for k in list(cmds)[r % 3 :] + list(cmds)[: r % 3]:
+        for k in rotated(list(cmds), r):
             t[k].append(timed(cmds[k], env, label=k))
-        for k in list(tty)[r % 2 :] + list(tty)[: r % 2]:
+        for k in rotated(list(tty), r):
             tty[k].append(timed_tty(cmds[k], tty_env))
     d, p, b = (median(v) for v in t.values())
     dt, bt = (median(v) for v in tty.values())
@@ -782,7 +777,7 @@ def bench_echo(reps: int) -> None:
         for argv in cmds.values():
             timed(argv, {**env, **NODELAY})
         for r in range(reps):
-            for k in list(cmds)[r % 2 :] + list(cmds)[: r % 2]:
+            for k in rotated(list(cmds), r):
                 t[k].append(timed(cmds[k], {**env, **NODELAY} if k == "echoscu" else env, label=k))
     d, e = median(t["dicomkit echo"]), median(t["echoscu"])
     dc, ec = median(CPU["dicomkit echo"]), median(CPU["echoscu"])
@@ -807,7 +802,7 @@ def bench_up(reps: int) -> None:
     """`dicomkit up` until it returns (it returns when every service answers), then down."""
     t: dict[str, list[float]] = {"native": [], "embedded": []}
     for r in range(reps):
-        for engine in list(t)[r % 2 :] + list(t)[: r % 2]:
+        for engine in rotated(list(t), r):
             with workdir(f"up-{engine}-") as home:
                 env = clean_env(
                     DICOMKIT_HOME=str(home),
