@@ -704,7 +704,14 @@ def timed_tty(argv: list[str], env: dict[str, str]) -> float:
     reader.start()
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
-    p.wait(TIMEOUT)
+    # Not p.wait(TIMEOUT): with a timeout Popen.wait polls with sleeps doubling up to 50 ms, so
+    # a 100 ms process was seen at 113 or 163 ms. A blocking wait, and a timer for the timeout.
+    killer = threading.Timer(TIMEOUT, p.kill)
+    killer.start()
+    try:
+        p.wait()
+    finally:
+        killer.cancel()
     sec = time.perf_counter() - t0
     os.close(slave)
     reader.join(5)
