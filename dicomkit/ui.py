@@ -8,28 +8,48 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.theme import Theme
-
-if TYPE_CHECKING:  # rich.table and rich.panel load on first use (~10 ms every run otherwise)
+if TYPE_CHECKING:  # Rich loads on first use: `--json` runs and fast paths never pay for it
+    from rich.console import Console
     from rich.table import Table
+    from rich.theme import Theme
 
-THEME = Theme(
-    {
-        "ok": "bold green",
-        "fail": "bold red",
-        "warn": "yellow",
-        "hint": "cyan",
-        "muted": "grey50",
-        "cmd": "bold magenta",
-        "actor": "bold white on blue",
-    }
-)
+    THEME: Theme
+    console: Console  # human output (stdout)
+    err_console: Console  # errors and progress (stderr)
 
-console = Console(theme=THEME, highlight=False)
-err_console = Console(theme=THEME, stderr=True, highlight=False)
+STYLES = {
+    "ok": "bold green",
+    "fail": "bold red",
+    "warn": "yellow",
+    "hint": "cyan",
+    "muted": "grey50",
+    "cmd": "bold magenta",
+    "actor": "bold white on blue",
+}
+_LAZY = ("THEME", "console", "err_console")
+_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """``THEME``, ``console`` and ``err_console`` are made on first access (PEP 562): importing
+    rich.console costs ~40 ms, which a ``--json`` run or a script never needs."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:
+        g = globals()
+        if name not in g:
+            from rich.console import Console
+            from rich.theme import Theme
+
+            theme = Theme(STYLES)
+            g.setdefault("THEME", theme)
+            g.setdefault("console", Console(theme=theme, highlight=False))
+            g.setdefault("err_console", Console(theme=theme, stderr=True, highlight=False))
+        return g[name]
+
 
 OK = "[ok]✓[/ok]"
 FAIL = "[fail]✗[/fail]"
@@ -47,12 +67,12 @@ def error_panel(message: str, hint: str = "") -> None:
         body += f"\n[hint]Fix:[/hint] {escape(hint)}"
     from rich.panel import Panel
 
-    err_console.print(Panel(body, title="error", border_style="red", expand=False))
+    __getattr__("err_console").print(Panel(body, title="error", border_style="red", expand=False))
 
 
 def equivalent(command: str, label: str = "Equivalent") -> None:
     """Show the DCMTK / curl command that does the same thing."""
-    console.print(f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]")
+    __getattr__("console").print(f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]")
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

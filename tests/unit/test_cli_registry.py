@@ -145,6 +145,33 @@ def test_echo_builds_only_its_own_command(echo_peer: str) -> None:
         assert heavy not in mods, heavy
 
 
+def test_json_runs_never_import_rich(echo_peer: str) -> None:
+    """`--json` output is json.dumps: the Rich console is made on first use (ui.__getattr__),
+    so a script's `echo --json` / `store --json` does not pay ~40 ms for importing Rich."""
+    mods = modules_after("echo", "--to", echo_peer, "--json")
+    assert "dicomkit.ui" in mods
+    assert not {m for m in mods if m == "rich" or m.startswith("rich.")}
+    # store: the echo peer accepts no Storage context, so this also covers the error path
+    # (the JSON error document) and the report of the file that did not make it.
+    from pydicom.data import get_testdata_file
+
+    ct = str(get_testdata_file("CT_small.dcm"))
+    mods = modules_after("store", "--to", echo_peer, "--json", ct)
+    assert "dicomkit.dicom.scu" in mods
+    assert not {m for m in mods if m == "rich" or m.startswith("rich.")}
+
+
+def test_ui_console_is_made_once_on_first_use() -> None:
+    from dicomkit import ui
+
+    first = ui.console
+    assert ui.console is first
+    assert ui.err_console.stderr and not first.stderr
+    assert ui.THEME.styles["ok"] == ui.err_console.get_style("ok")
+    with pytest.raises(AttributeError):
+        ui.no_such_thing  # noqa: B018
+
+
 def test_lazy_commands_mapping() -> None:
     from dicomkit.cli.app import LazyCommands
 
