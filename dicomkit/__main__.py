@@ -1,3 +1,3 @@
-from dicomkit.cli.main import main
+from dicomkit.cli.main import run
 
-main()
+run()

@@ -55,5 +55,41 @@ def _run() -> None:
         sys.exit(130)
 
 
+def run() -> None:
+    """The console script and ``python -m dicomkit``: :func:`main`, then a quick exit.
+
+    After a command has finished, the interpreter's own shutdown (tearing down the ~200
+    modules of Typer, the stdlib and ours, freeing every object) takes ~20 ms on a 2-core
+    machine, a sixth of a short command's whole run. The parts of shutdown that matter are done here (threads, atexit handlers
+    such as logging's, flushing stdout/stderr), then the process leaves with ``os._exit`` as
+    mypy does. Anything unusual (a thread still running, an exit message, a failed flush)
+    takes the normal exit instead. Tests call :func:`main`, which raises SystemExit as usual.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    _quick_exit(code)
+
+
+def _quick_exit(code: str | int | None) -> None:
+    import atexit
+    import threading
+
+    main_thread = threading.main_thread()
+    busy = any(t is not main_thread and not t.daemon for t in threading.enumerate())
+    if busy or not (code is None or isinstance(code, int)):
+        sys.exit(code)  # join the threads / print the message, as Python would
+    atexit._run_exitfuncs()  # logging.shutdown (flushes handlers), weakref finalizers...
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # e.g. a closed pipe: let Python report it (exit 120)
+        sys.exit(code)
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    run()
