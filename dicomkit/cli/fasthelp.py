@@ -21,35 +21,23 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from dicomkit.cli.registry import ENTRIES, NAME, ROOT_HELP, ROOT_OPTIONS
-
-# Typer's styles (typer/rich_utils.py), so both renderings look alike in colour too.
-_THEME = {
-    "option": "bold cyan",
-    "switch": "bold green",
-    "negative_option": "bold magenta",
-    "negative_switch": "bold red",
-    "types": "bold yellow",
-    "types_sep": "dim",
-    "usage": "yellow",
-}
+from dicomkit.cli.registry import (
+    ENTRIES,
+    HELP_STYLES,
+    NAME,
+    OPTION_HIGHLIGHTS,
+    ROOT_HELP,
+    ROOT_OPTIONS,
+    TYPES_HIGHLIGHTS,
+)
 
 
 class _OptionHighlighter(RegexHighlighter):
-    highlights = [  # noqa: RUF012 - the same patterns as Typer's OptionHighlighter
-        r"(^|\W)(?P<switch>\-\w+)(?![a-zA-Z0-9])",
-        r"(^|\W)(?P<option>\-\-[\w\-]+)(?![a-zA-Z0-9])",
-        r"(?P<types>\<[^\>]+\>)",
-        r"(?P<usage>Usage: )",
-    ]
+    highlights = list(OPTION_HIGHLIGHTS)  # noqa: RUF012 - Typer's OptionHighlighter
 
 
 class _TypesHighlighter(RegexHighlighter):
-    highlights = [  # noqa: RUF012
-        r"^(?P<types_sep>(\[|<))",
-        r"(?P<types_sep>\|)",
-        r"(?P<types_sep>(\]|>))(\.\.\.)?$",
-    ]
+    highlights = list(TYPES_HIGHLIGHTS)  # noqa: RUF012
 
 
 def _console(file: IO[str] | None = None, width: int | None = None) -> Console:
@@ -66,7 +54,7 @@ def _console(file: IO[str] | None = None, width: int | None = None) -> Console:
     if os.environ.get("_TYPER_FORCE_DISABLE_TERMINAL"):
         force = False
     return Console(
-        theme=Theme(_THEME),
+        theme=Theme(HELP_STYLES),
         highlighter=_OptionHighlighter(),
         color_system="auto",
         force_terminal=force,

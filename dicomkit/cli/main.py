@@ -1,13 +1,14 @@
 """Entry point: ``dicomkit`` (console script) and ``python -m dicomkit``.
 
 Nothing heavy is imported here: ``dicomkit``, ``dicomkit --help`` and ``dicomkit --version``
-answer without Typer (``cli/plainhelp.py`` when piped: no Rich either; ``cli/fasthelp.py`` in a
-terminal: Rich, Typer's panels); everything else goes to the Typer app (``cli/app.py``), which
-builds only the command that was asked for.
+answer without Typer (``cli/plainhelp.py``: no Rich either, piped or on a terminal;
+``cli/fasthelp.py`` with Rich for anything plainhelp does not reproduce); everything else goes
+to the Typer app (``cli/app.py``), which builds only the command that was asked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -18,6 +19,12 @@ def main() -> None:
     completing = "_DICOMKIT_COMPLETE" in os.environ or "_TYPER_COMPLETE_ARGS" in os.environ
     if args in ([], ["--help"], ["-h"]) and not completing:
         from dicomkit.cli import plainhelp
+
+        if not (getattr(sys.stdout, "encoding", None) or "utf-8").lower().startswith("utf"):
+            # e.g. a latin-1 terminal: Rich draws ASCII boxes, and ✓ ▶ · become "?" rather
+            # than a UnicodeEncodeError traceback.
+            with contextlib.suppress(AttributeError, ValueError):
+                sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
 
         if not plainhelp.print_root_help():  # piped: plain text without importing Rich
             from dicomkit.cli.fasthelp import print_root_help

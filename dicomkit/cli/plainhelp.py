@@ -1,12 +1,15 @@
-"""``dicomkit --help`` piped, without importing Rich: the exact text Rich draws, in pure stdlib.
+"""``dicomkit --help`` without importing Rich: the exact bytes Rich draws, in pure stdlib.
 
-``cli/fasthelp.py`` draws the root help with Rich (~70-80 ms to import, ~30 ms to render). When
-stdout is not a terminal Rich writes no escape codes, so the output is plain text whose layout
-depends only on the width. This module reimplements just what that fixed layout needs from Rich
-(Padding, Panel, Table column widths with ratio/collapse, Columns, word wrapping with folding), and
-``tests/unit/test_plainhelp.py`` compares it with Rich's output for every supported width.
-Anything else (a terminal, colour/terminal env overrides, an unproven width, odd characters)
-returns None and the caller falls back to the Rich renderer.
+``cli/fasthelp.py`` draws the root help with Rich (~70-80 ms to import, ~30 ms to render). The
+help's layout depends only on the width, and its colours only on a handful of fixed styles, so
+this module reimplements just what that fixed layout needs from Rich: Padding, Panel, Table
+column widths with ratio/collapse, Columns, word wrapping with folding, and for a terminal the
+styled segments (Text spans from markup and Typer's highlighter regexes, divided per line,
+combined with the cell, panel and print styles, each written as Rich writes a Segment:
+``ESC[<codes>m text ESC[0m``). ``tests/unit/test_plainhelp.py`` compares it with Rich's output for
+every supported width, piped and on a terminal in each of Rich's colour systems.
+Anything else (colour/terminal env overrides, an unproven width, odd characters or markup, a
+non-UTF-8 stdout) returns None and the caller falls back to the Rich renderer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ import sys
 from itertools import pairwise
 from math import ceil
 
-from dicomkit.cli.registry import ENTRIES, NAME, ROOT_HELP, ROOT_OPTIONS
+from dicomkit.cli.registry import (
+    ENTRIES,
+    HELP_STYLES,
+    NAME,
+    OPTION_HIGHLIGHTS,
+    ROOT_HELP,
+    ROOT_OPTIONS,
+    TYPES_HIGHLIGHTS,
+)
 
 MIN_WIDTH = 34  # proven equal to Rich's output for every width in this range
 MAX_WIDTH = 300
@@ -38,6 +49,7 @@ _SAFE = re.compile(r"[ -~✓▶·\n]*")  # characters of cell width 1 (rich/cell
 _OTHER_MARKUP = re.compile(r"\[[a-z#/@][^[]*?]")  # rich/markup.py RE_TAGS, minus [bold]
 _WORD = re.compile(r"\s*\S+\s*")  # rich/_wrap.py re_word
 _MARKUP = re.compile(r"\[/?bold\]")
+_EMOJI = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")  # rich/_emoji_replace.py
 
 
 def _divide_line(text: str, width: int, fold: bool) -> list[int]:
@@ -72,22 +84,144 @@ def _divide_line(text: str, width: int, fold: bool) -> list[int]:
     return breaks
 
 
+# Styles as Rich combines and writes them, for the few Typer uses: (bold, dim, SGR colour code).
+Style = tuple[bool, bool, int]
+NULL: Style = (False, False, 0)
+_COLOURS = {"red": 31, "green": 32, "yellow": 33, "magenta": 35, "cyan": 36}
+
+
+def _style(spec: str) -> Style:
+    """Style.parse for "bold", "dim" and the standard colours (KeyError for anything else)."""
+    if spec in HELP_STYLES:
+        spec = HELP_STYLES[spec]
+    words = spec.split()
+    colours = [_COLOURS[w] for w in words if w not in ("bold", "dim")]
+    if len(colours) > 1:
+        raise KeyError(spec)
+    return ("bold" in words, "dim" in words, colours[0] if colours else 0)
+
+
+def _add(base: Style, over: Style) -> Style:
+    """Style.__add__ (these styles only ever switch attributes on)."""
+    return (base[0] or over[0], base[1] or over[1], over[2] or base[2])
+
+
+def _sgr(text: str, style: Style) -> str:
+    """Segment -> what Console writes: Style.render for a standard colour in any colour system."""
+    codes = [c for c, on in (("1", style[0]), ("2", style[1])) if on]
+    if style[2]:
+        codes.append(str(style[2]))
+    return f"\x1b[{';'.join(codes)}m{text}\x1b[0m" if codes else text
+
+
+Span = tuple[int, int, Style]
+Segments = list[tuple[str, Style]]
+
+
+class _Text:
+    """rich.text.Text reduced to what the help needs: plain text, a base style and spans."""
+
+    def __init__(self, plain: str, style: Style = NULL, spans: list[Span] | None = None):
+        self.plain, self.style, self.spans = plain, style, spans or []
+
+    @classmethod
+    def markup(cls, text: str, style: Style = NULL) -> _Text:
+        """Text.from_markup for [bold]...[/bold] (``_supported`` allows no other markup)."""
+        plain, spans, start, pos = "", [], -1, 0
+        for m in _MARKUP.finditer(text):
+            plain += text[pos : m.start()]
+            pos = m.end()
+            if m.group() == "[bold]":
+                start = len(plain)
+            else:
+                spans.append((start, len(plain), _style("bold")))
+        return cls(plain + text[pos:], style, spans)
+
+    def highlight(self, patterns: tuple[str, ...]) -> _Text:
+        """RegexHighlighter: a span per named group of every match, pattern by pattern."""
+        spans = list(self.spans)
+        for pattern in patterns:
+            for m in re.finditer(pattern, self.plain):
+                for name in m.groupdict():
+                    start, end = m.span(name)
+                    if start != -1 and end > start:
+                        spans.append((start, end, _style(name)))
+        return _Text(self.plain, self.style, spans)
+
+    def divide(self, offsets: list[int]) -> list[_Text]:
+        bounds = [0, *offsets, len(self.plain)]
+        return [
+            _Text(
+                self.plain[a:b],
+                self.style,
+                [
+                    (max(0, s - a), min(e - a, b - a), st)
+                    for s, e, st in self.spans
+                    if min(e - a, b - a) > max(0, s - a)
+                ],
+            )
+            for a, b in pairwise(bounds)
+        ]
+
+    def right_crop(self, amount: int) -> None:
+        end = len(self.plain) - amount
+        self.spans = [(s, min(e, end), st) for s, e, st in self.spans if s < end]
+        self.plain = self.plain[:-amount]
+
+    def truncate(self, width: int, overflow: str, pad: bool = False) -> None:
+        length = len(self.plain)
+        if length > width:
+            self.plain = (
+                self.plain[: width - 1] + "…" if overflow == "ellipsis" else self.plain[:width]
+            )
+            self.spans = [(s, min(e, width), st) for s, e, st in self.spans if s < width]
+        if pad and length < width:
+            self.plain += " " * (width - length)
+
+    def wrap(self, width: int, justify: str = "default", overflow: str = "fold") -> list[_Text]:
+        """Text.wrap: split on newlines, word-wrap, crop trailing space, justify, truncate."""
+        offsets = [o for m in re.finditer("\n", self.plain) for o in m.span()]
+        paras = [t for t in self.divide(offsets) if t.plain != "\n"] if offsets else [self]
+        lines: list[_Text] = []
+        for para in paras:
+            new = para.divide(_divide_line(para.plain, width, fold=overflow == "fold"))
+            for line in new:
+                if len(line.plain) > width:  # rstrip_end
+                    ws = len(line.plain) - len(line.plain.rstrip())
+                    if ws:
+                        line.right_crop(min(ws, len(line.plain) - width))
+            for line in new:
+                line.truncate(width, overflow, pad=justify == "left")
+            lines += new
+        return lines
+
+    def segments(self) -> Segments:
+        """Text.render after Text.join: one segment per run between span edges; the base style
+        first, then the spans in the order they were added."""
+        spans = ([(0, len(self.plain), self.style)] if self.style != NULL else []) + self.spans
+        if not spans:
+            return [(self.plain, NULL)]
+        edges = sorted({0, len(self.plain), *(o for s, e, _ in spans for o in (s, e))})
+        out: Segments = []
+        for a, b in pairwise(edges):
+            if b > a:
+                style = NULL
+                for s, e, st in spans:
+                    if s <= a and b <= e:
+                        style = _add(style, st)
+                out.append((self.plain[a:b], style))
+        return out
+
+
+def _styled(segments: Segments, style: Style) -> Segments:
+    """Segment.apply_style: ``style`` under every segment's own."""
+    return [(t, _add(style, st)) for t, st in segments] if style != NULL else segments
+
+
 def _wrap(text: str, width: int, ellipsis: bool = True) -> list[str]:
-    """Text.wrap + left justify: lines of exactly ``width`` cells. Table cells overflow with an
-    ellipsis (Column.overflow), text printed directly folds (Text's default)."""
-    out: list[str] = []
-    for para in text.split("\n"):
-        offsets = _divide_line(para, width, fold=not ellipsis)
-        bounds = [0, *offsets, len(para)]
-        for a, b in pairwise(bounds):
-            line = para[a:b]
-            if len(line) > width:  # rstrip_end
-                ws = len(line) - len(line.rstrip())
-                line = line[: len(line) - min(ws, len(line) - width)]
-            if len(line) > width:
-                line = line[: width - 1] + "…" if ellipsis else line[:width]
-            out.append(line.ljust(width))
-    return out
+    """Plain lines of exactly ``width`` cells (cell text, left-justified)."""
+    lines = _Text(text).wrap(width, "left", "ellipsis" if ellipsis else "fold")
+    return [t.plain for t in lines]
 
 
 # Measurements, as (minimum, maximum): rich/measure.py
@@ -203,62 +337,104 @@ def _options_widths(cells: list[list[str | None]], max_width: int) -> list[int]:
     return widths
 
 
-def _columns(items: list[str], width: int) -> list[str]:
-    """rich.columns.Columns of 1-2 Text items in ``width`` cells (lines not padded)."""
-    ws = [_get(_text_measure(t), width)[1] for t in items]
+def _columns(items: list[_Text], width: int) -> list[Segments]:
+    """rich.columns.Columns of 1-2 single-line Texts in ``width`` cells (lines not padded)."""
+    ws = [_get(_text_measure(t.plain), width)[1] for t in items]
     if len(items) == 2 and ws[0] + ws[1] + 1 <= width:
-        return [items[0].ljust(ws[0]) + " " + items[1].ljust(ws[1])]
+        first, second = (t.wrap(w, "left", "ellipsis")[0] for t, w in zip(items, ws, strict=True))
+        return [[*first.segments(), (" ", NULL), *second.segments()]]
     col = max(ws)  # one column: Table.grid, not expanded
-    return [line for t in items for line in _wrap(t, col)]
+    return [line.segments() for t in items for line in t.wrap(col, "left", "ellipsis")]
 
 
-def _row(cells: list[list[str]], widths: list[int], pads: list[tuple[int, int]]) -> list[str]:
+def _fit(segments: Segments, width: int) -> Segments:
+    """Segment.adjust_line_length: pad a short line with an unstyled segment."""
+    n = sum(len(t) for t, _ in segments)
+    return [*segments, (" " * (width - n), NULL)] if n < width else segments
+
+
+def _row(
+    cells: list[list[Segments]], widths: list[int], pads: list[tuple[int, int]], styles: list[Style]
+) -> list[Segments]:
+    """One table row: each cell padded (Padding, then the cell's style under it), cells of fewer
+    lines filled with blank lines in the cell's style (Segment.set_shape)."""
     height = max(len(c) for c in cells)
     lines = []
     for i in range(height):
-        parts = []
-        for c, w, (left, right) in zip(cells, widths, pads, strict=True):
-            inner = w - left - right
-            text = c[i].ljust(inner) if i < len(c) else " " * inner
-            parts.append(" " * left + text + " " * right)
-        lines.append("".join(parts))
+        line: Segments = []
+        for c, w, (left, right), style in zip(cells, widths, pads, styles, strict=True):
+            if i < len(c):
+                segs = [(" " * left, NULL)] if left else []
+                segs += _fit(c[i], w - left - right)
+                segs += [(" " * right, NULL)] if right else []
+                line += _styled(segs, style)
+            else:
+                line.append((" " * w, style))
+        lines.append(line)
     return lines
 
 
-def _panel(title: str, lines: list[str], width: int) -> list[str]:
+def _panel(title: str, lines: list[Segments], width: int) -> list[Segments]:
+    """Panel(expand, ROUNDED, border_style="dim", title left-aligned), padding (0, 1)."""
+    dim = _style("dim")
     head = f" {title} "
-    top = "╭─" + head + "─" * (width - len(head) - 4) + "─╮"
-    return [top, *(f"│ {line} │" for line in lines), "╰" + "─" * (width - 2) + "╯"]
+    fill = width - len(head) - 4
+    top = [("╭─", dim), (head, dim), *([("─" * fill, dim)] if fill > 0 else []), ("─╮", dim)]
+    body = [[("│", dim), (" ", NULL), *line, (" ", NULL), ("│", dim)] for line in lines]
+    return [top, *body, [("╰" + "─" * (width - 2) + "╯", dim)]]
 
 
-def render(width: int) -> str:
-    """The root help as Rich prints it to a non-terminal ``width`` cells wide."""
+def _padded(texts: list[_Text], width: int, style: Style = NULL) -> list[Segments]:
+    """Padding(texts, (0, 1)) at ``width``: Text lines (justify default) padded to the width."""
     inner = width - 2
-    out = [" " * width]
-    out += [
-        f" {line} " for line in _wrap(f"Usage: {NAME} [OPTIONS] COMMAND [ARGS]...", inner, False)
+    return [
+        _styled([(" ", NULL), *_fit(line.segments(), inner), (" ", NULL)], style)
+        for t in texts
+        for line in t.wrap(inner)
     ]
-    out.append(" " * width)
+
+
+def lines(width: int) -> list[Segments]:
+    """The root help as Rich draws it ``width`` cells wide: one list of segments per line."""
+    bold, dim = _style("bold"), _style("dim")
+    out: list[Segments] = [[(" " * width, bold)]]  # console.print(Padding(usage, 1), style="bold")
+    usage = _Text(f"Usage: {NAME} [OPTIONS] COMMAND [ARGS]...").highlight(OPTION_HIGHLIGHTS)
+    out += _padded([usage], width, bold)
+    out.append([(" " * width, bold)])
     first, *rest = ROOT_HELP.split("\n\n")
-    paras = [_MARKUP.sub("", first.strip())]
+    parts = [_Text.markup(first.strip()).highlight(OPTION_HIGHLIGHTS)]
     if rest:
-        paras += ["", _MARKUP.sub("", "\n\n".join(rest))]
-    out += [f" {line} " for p in paras for line in _wrap(p, inner, False)]
-    out.append(" " * width)
+        dimmed = _Text.markup("\n\n".join(rest), dim).highlight(OPTION_HIGHLIGHTS)
+        parts += [_Text(""), dimmed]
+    out += _padded(parts, width)
+    out.append([(" " * width, NULL)])
 
     body = width - 4
-    rows = [
-        [o.long, o.short, "", "", o.metavar, [o.help, o.extra] if o.extra else [o.help]]
-        for o in ROOT_OPTIONS
+    cells: list[list[str | None]] = [
+        [o.long, o.short, "", "", o.metavar, None] for o in ROOT_OPTIONS
     ]
-    cells: list[list[str | None]] = [[*r[:5], None] for r in rows]  # type: ignore[list-item]
     widths = _options_widths(cells, body)
-    lines: list[str] = []
-    for r in rows:
-        rendered = [_wrap(str(r[c]), widths[c] - sum(_PADS[c])) for c in range(5)]
-        rendered.append(_columns(list(r[5]), widths[5] - 1))
-        lines += _row(rendered, widths, _PADS)
-    out += _panel("Options", lines, width)
+    rows: list[Segments] = []
+    for o in ROOT_OPTIONS:
+        texts = [
+            _Text(o.long).highlight(OPTION_HIGHLIGHTS),
+            _Text(o.short).highlight(OPTION_HIGHLIGHTS),
+            _Text(""),
+            _Text(""),
+        ]
+        rendered = [
+            [ln.segments() for ln in t.wrap(w - sum(p), "left", "ellipsis")]
+            for t, w, p in zip(texts, widths, _PADS, strict=False)
+        ]
+        metavar = _Text(o.metavar, _style("bold yellow")).highlight(TYPES_HIGHLIGHTS)
+        rendered.append([ln.segments() for ln in metavar.wrap(widths[4] - 2, "left", "fold")])
+        items = [_Text.markup(o.help).highlight(OPTION_HIGHLIGHTS)]
+        if o.extra:
+            style = "dim yellow" if o.extra.startswith("[env var") else "dim"
+            items.append(_Text(o.extra, _style(style)))
+        rendered.append(_columns(items, widths[5] - 1))
+        rows += _row(rendered, widths, _PADS, [NULL] * 6)
+    out += _panel("Options", rows, width)
 
     name_width = max(len(e.name) for e in ENTRIES)
     panels: dict[str, list[tuple[str, str]]] = {"Commands": []}
@@ -266,15 +442,34 @@ def render(width: int) -> str:
         panels.setdefault(e.panel, []).append((e.name, e.help))
     cmd_widths = [name_width + 1, max(2, body - name_width - 1)]
     cmd_pads = [(0, 1), (1, 0)]
+    cmd_styles = [_style("bold cyan"), NULL]
     for title, entries in panels.items():
         if not entries:
             continue
-        lines = []
+        rows = []
         for name, text in entries:
-            desc = _wrap(_MARKUP.sub("", text), cmd_widths[1] - 1)
-            lines += _row([[name], desc], cmd_widths, cmd_pads)
-        out += _panel(title, lines, width)
-    return "\n".join(out) + "\n\n"
+            desc = _Text.markup(text).highlight(OPTION_HIGHLIGHTS)
+            rows += _row(
+                [
+                    [_Text(name).wrap(name_width, "left", "ellipsis")[0].segments()],
+                    [ln.segments() for ln in desc.wrap(cmd_widths[1] - 1, "left", "ellipsis")],
+                ],
+                cmd_widths,
+                cmd_pads,
+                cmd_styles,
+            )
+        out += _panel(title, rows, width)
+    return out
+
+
+def render(width: int, colour: bool = False) -> str:
+    """The help as Rich prints it: to a non-terminal (plain), or to a terminal (``colour``;
+    the same bytes in Rich's standard, 256 and truecolor systems: Typer uses standard colours)."""
+    if colour:
+        text = "\n".join("".join(_sgr(t, st) for t, st in line) for line in lines(width))
+    else:
+        text = "\n".join("".join(t for t, _ in line) for line in lines(width))
+    return text + "\n\n"
 
 
 def _texts() -> list[str]:
@@ -284,23 +479,36 @@ def _texts() -> list[str]:
 
 
 def _supported() -> bool:
-    """Only [bold] markup (dropped here) and single-cell characters; anything else goes to Rich."""
+    """Only [bold] markup, single-cell characters, one-line option texts and no emoji codes;
+    anything else goes to Rich."""
     markup = [ROOT_HELP, *(e.help for e in ENTRIES), *(o.help for o in ROOT_OPTIONS)]
-    return all(_SAFE.fullmatch(t) for t in _texts()) and not any(
-        _OTHER_MARKUP.search(_MARKUP.sub("", t)) or "\\[" in t for t in markup
+    return (
+        all(_SAFE.fullmatch(t) and not _EMOJI.search(t) for t in _texts())
+        and not any(_OTHER_MARKUP.search(_MARKUP.sub("", t)) or "\\[" in t for t in markup)
+        and not any("\n" in f for o in ROOT_OPTIONS for f in o)
+        and all(_balanced(t) for t in markup)
     )
 
 
-def plain_width(environ: dict[str, str] | os._Environ[str] = os.environ) -> int | None:
-    """The width Rich would use for a piped stdout, or None when this module must not answer."""
+def _balanced(text: str) -> bool:
+    """[bold] and [/bold] alternate, starting with [bold] and ending closed (no nesting)."""
+    tags = _MARKUP.findall(text)
+    return tags == ["[bold]", "[/bold]"] * (len(tags) // 2)
+
+
+def target(environ: dict[str, str] | os._Environ[str] = os.environ) -> tuple[int, bool] | None:
+    """(width, terminal) as Rich would see them for stdout, or None when this module must not
+    answer (Rich or Typer's console setup would do something it does not reproduce)."""
     if sys.platform == "win32" or any(k in environ for k in _OVERRIDES):
         return None
     if environ.get("TERM", "").lower() in ("dumb", "unknown"):
         return None
     try:
-        if sys.stdout.isatty():
-            return None
+        terminal = sys.stdout.isatty()
+        encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower()
     except (AttributeError, ValueError):
+        return None
+    if not encoding.startswith("utf"):  # Rich would draw ASCII boxes
         return None
     tw = environ.get("TERMINAL_WIDTH")  # fasthelp passes it to Console(width=...)
     if tw is not None:
@@ -320,16 +528,16 @@ def plain_width(environ: dict[str, str] | os._Environ[str] = os.environ) -> int 
             width = width or 80
     if not MIN_WIDTH <= width <= MAX_WIDTH:
         return None
-    return width
+    return width, terminal
 
 
 def print_root_help() -> bool:
     """Print the help and return True, or return False to let the Rich renderer do it."""
     try:
-        width = plain_width()
-        if width is None or not _supported():
+        found = target()
+        if found is None or not _supported():
             return False
-        text = render(width)
+        text = render(*found)
     except Exception:
         return False
     sys.stdout.write(text)  # outside the try: a failed write must not print the help twice

@@ -150,3 +150,27 @@ ROOT_OPTIONS: tuple[RootOption, ...] = (
     ),
     RootOption("--help", "-h", "", "Show this message and exit.", ""),
 )
+
+
+# How Typer draws help (typer/rich_utils.py): its styles and its highlighter patterns, used by
+# both renderers of the root help (cli/fasthelp.py with Rich, cli/plainhelp.py without).
+HELP_STYLES = {
+    "option": "bold cyan",
+    "switch": "bold green",
+    "negative_option": "bold magenta",
+    "negative_switch": "bold red",
+    "types": "bold yellow",
+    "types_sep": "dim",
+    "usage": "yellow",
+}
+OPTION_HIGHLIGHTS = (
+    r"(^|\W)(?P<switch>\-\w+)(?![a-zA-Z0-9])",
+    r"(^|\W)(?P<option>\-\-[\w\-]+)(?![a-zA-Z0-9])",
+    r"(?P<types>\<[^\>]+\>)",
+    r"(?P<usage>Usage: )",
+)
+TYPES_HIGHLIGHTS = (
+    r"^(?P<types_sep>(\[|<))",
+    r"(?P<types_sep>\|)",
+    r"(?P<types_sep>(\]|>))(\.\.\.)?$",
+)

@@ -42,6 +42,29 @@ def test_fast_help_is_what_typer_prints(columns: int) -> None:
         assert f" {e.name} " in fast.stdout
 
 
+def test_fast_help_in_colour_is_what_typer_prints() -> None:
+    """The styles too (FORCE_COLOR: both consoles draw as on a terminal). plainhelp's terminal
+    output is proven equal to fasthelp's in tests/unit/test_plainhelp.py."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DICOMKIT_", "NO_COLOR"))}
+    e.update(COLUMNS="100", FORCE_COLOR="1", TERM="xterm-256color")
+    e.pop("TERMINAL_WIDTH", None)
+
+    def run_colour(*args: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "dicomkit", *args],
+            capture_output=True,
+            text=True,
+            env=e,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    fast = run_colour("--help")
+    assert "\x1b[1;36m" in fast  # in colour
+    assert fast == run_colour("-v", "--help")
+
+
 def test_no_arguments_prints_help_and_exits_2_like_typer() -> None:
     r = run()
     assert r.returncode == 2
