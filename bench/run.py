@@ -756,9 +756,10 @@ def bench_help(reps: int) -> None:
             mark(max(d, dt) <= 0.150),
             command=f"{' '.join(cmds['dicomkit --help'])}  |  python -c pass  |  python "
             f"bench/bare_typer.py --help",
-            note="on a terminal (a 100-column pty, TERM=xterm-256color) Rich draws Typer's panels "
-            "in colour (cli/fasthelp.py); piped, the same text is drawn without importing Rich "
-            f"(cli/plainhelp.py). CPU time piped (user+sys): dicomkit {ms(dc)}, python -c pass "
+            note="on a terminal (a 100-column pty, TERM=xterm-256color, timed with a blocking "
+            "wait) Typer's panels in colour, piped the same text plain: both drawn without "
+            "importing Typer or Rich (cli/plainhelp.py, byte-identical to Rich's output). "
+            f"CPU time piped (user+sys): dicomkit {ms(dc)}, python -c pass "
             f"{ms(pc)}, bare Typer {ms(bc)}",
             raw={"seconds": t, "tty_seconds": tty, "cpu_seconds": {k: CPU[k] for k in cmds}},
         )
