@@ -218,12 +218,6 @@ def _styled(segments: Segments, style: Style) -> Segments:
     return [(t, _add(style, st)) for t, st in segments] if style != NULL else segments
 
 
-def _wrap(text: str, width: int, ellipsis: bool = True) -> list[str]:
-    """Plain lines of exactly ``width`` cells (cell text, left-justified)."""
-    lines = _Text(text).wrap(width, "left", "ellipsis" if ellipsis else "fold")
-    return [t.plain for t in lines]
-
-
 # Measurements, as (minimum, maximum): rich/measure.py
 def _norm(m: tuple[int, int]) -> tuple[int, int]:
     lo = min(max(0, m[0]), m[1])
