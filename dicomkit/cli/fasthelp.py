@@ -8,6 +8,7 @@ ways at several widths and requires identical text.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import IO
@@ -128,5 +129,10 @@ def render(console: Console) -> None:
 
 def print_root_help(file: IO[str] | None = None, width: int | None = None) -> None:
     out = file or sys.stdout
+    if not (getattr(out, "encoding", None) or "utf-8").lower().startswith("utf"):
+        # e.g. a latin-1 terminal: Rich draws ASCII boxes, and ✓ ▶ · become "?" rather than
+        # a UnicodeEncodeError traceback.
+        with contextlib.suppress(AttributeError, ValueError):
+            out.reconfigure(errors="replace")  # type: ignore[union-attr]
     render(_console(out, width))
     out.write("\n")  # click echoes Typer's (empty) help string after the panels: a last newline

@@ -8,7 +8,6 @@ to the Typer app (``cli/app.py``), which builds only the command that was asked 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -19,12 +18,6 @@ def main() -> None:
     completing = "_DICOMKIT_COMPLETE" in os.environ or "_TYPER_COMPLETE_ARGS" in os.environ
     if args in ([], ["--help"], ["-h"]) and not completing:
         from dicomkit.cli import plainhelp
-
-        if not (getattr(sys.stdout, "encoding", None) or "utf-8").lower().startswith("utf"):
-            # e.g. a latin-1 terminal: Rich draws ASCII boxes, and ✓ ▶ · become "?" rather
-            # than a UnicodeEncodeError traceback.
-            with contextlib.suppress(AttributeError, ValueError):
-                sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
 
         if not plainhelp.print_root_help():  # piped: plain text without importing Rich
             from dicomkit.cli.fasthelp import print_root_help
@@ -67,9 +60,9 @@ def run() -> None:
 
     After a command has finished, the interpreter's own shutdown (tearing down the ~200
     modules of Typer, the stdlib and ours, freeing every object) takes ~20 ms on a 2-core
-    machine, a sixth of a short command's whole run. The parts of shutdown that matter are done here (threads, atexit handlers
-    such as logging's, flushing stdout/stderr), then the process leaves with ``os._exit`` as
-    mypy does. Anything unusual (a thread still running, an exit message, a failed flush)
+    machine, a sixth of a short command's whole run. The parts of shutdown that matter are
+    done here (threads, atexit handlers such as logging's, flushing stdout/stderr), then the
+    process leaves with ``os._exit`` as mypy does. Anything unusual (a thread still running, an exit message, a failed flush)
     takes the normal exit instead. Tests call :func:`main`, which raises SystemExit as usual.
     """
     try:
