@@ -1,27 +1,27 @@
-"""Options shared by several commands, and the per-run context (config, JSON mode)."""
+"""Typer option types shared by several commands; the per-run context lives in ``cli/context.py``
+(no Typer there) and is re-exported here."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from dicomkit.config import LabConfig, load_config
+from dicomkit.cli.context import CTX, Context, home_option, peer_for, set_json, setup_logging
 
+__all__ = [
+    "CTX",
+    "AetOpt",
+    "Context",
+    "JsonOpt",
+    "TimeoutOpt",
+    "ToOpt",
+    "home_option",
+    "peer_for",
+    "set_json",
+    "setup_logging",
+]
 
-@dataclass
-class Context:
-    json: bool = False
-    flags: dict[str, Any] = field(default_factory=dict)
-
-    def config(self, **flags: Any) -> LabConfig:
-        return load_config(**{**self.flags, **{k: v for k, v in flags.items() if v is not None}})
-
-
-CTX = Context()
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")
@@ -42,22 +42,3 @@ ToOpt = Annotated[
 TimeoutOpt = Annotated[
     float | None, typer.Option("--timeout", help="Seconds to wait for the peer. [default: 10]")
 ]
-
-
-def set_json(value: bool) -> None:
-    CTX.json = value
-
-
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        # pynetdicom logs every association at INFO, and a hostile peer's bytes as ERROR with
-        # a traceback; our own error panel says what happened. Keep them for -v / -vv.
-        level = logging.CRITICAL if verbose == 0 else logging.WARNING
-        logging.getLogger("pynetdicom").setLevel(level)
-
-
-def home_option(value: Path | None) -> None:
-    if value is not None:
-        CTX.flags["home"] = value

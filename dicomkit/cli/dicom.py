@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from dicomkit.cli.common import CTX, AetOpt, JsonOpt, TimeoutOpt, ToOpt, set_json
+from dicomkit.cli.common import CTX, AetOpt, JsonOpt, TimeoutOpt, ToOpt, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
 
-if TYPE_CHECKING:
-    from dicomkit.config import LabConfig
-    from dicomkit.dicom.net import Peer
-
 worklist_app = typer.Typer(help="Query the Modality Worklist as a modality would (MWL C-FIND).")
-
-
-def _peer(cfg: LabConfig, to: str | None, mwl: bool = False) -> Peer:
-    from dicomkit.dicom.net import Peer
-
-    if to:
-        return Peer.parse(to)
-    return Peer(cfg.host, cfg.mwl_port if mwl else cfg.dicom_port, cfg.pacs_aet)
 
 
 def echo(
@@ -39,7 +27,7 @@ def echo(
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
-    peer = _peer(cfg, to, mwl)
+    peer = peer_for(cfg, to, mwl)
     result = do_echo(peer, cfg.aet, cfg.timeout)
     if json:
         ui.print_json(result.__dict__)
@@ -92,7 +80,7 @@ def worklist_find(
                 f"--date {exc}", "e.g. --date today or --date 20260101-20261231"
             ) from None
     query = WorklistQuery(accession, patient_id, patient_name, modality.upper(), date, station)
-    peer = _peer(cfg, to, mwl=True)
+    peer = peer_for(cfg, to, mwl=True)
     rows = find_worklist(peer, cfg.aet, query, cfg.timeout)
     if json:
         ui.print_json({"peer": str(peer), "query": query.matching_keys(), "matches": rows})
@@ -137,7 +125,7 @@ def make_image(
         raise UsageError(
             "--accession is empty", "give the accession of an order (dicomkit order list)"
         )
-    peer = _peer(cfg, to, mwl=True)
+    peer = peer_for(cfg, to, mwl=True)
     items = find_worklist_datasets(peer, cfg.aet, WorklistQuery(accession=accession), cfg.timeout)
     if not items:
         raise DicomkitError(
@@ -192,86 +180,9 @@ def store(
     json: JsonOpt = False,
 ) -> None:
     """C-STORE files to the PACS, each in its own transfer syntax (batches on parallel associations)."""
-    from dicomkit import ui
-    from dicomkit.dicom import journal
-    from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
+    from dicomkit.cli.storecmd import run_store
 
-    set_json(json)
-    cfg = CTX.config(aet=aet, timeout=timeout)
-    peer = _peer(cfg, to)
-    files = collect_files(paths)
-    if not files:
-        raise UsageError(
-            "no files found under the given path(s)", "point at DICOM files or folders"
-        )
-    jr = journal.StoreJournal(cfg.lab_dir / "journal", peer)
-    skip = jr.acknowledged() if resume else set()
-
-    progress_ctx = None
-    task = None
-    if not json:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        progress_ctx = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=ui.err_console,
-            transient=True,
-        )
-        progress_ctx.start()
-        task = progress_ctx.add_task(f"C-STORE -> {peer}", total=len(files) - len(skip))
-
-    def on_file(r: FileResult) -> None:
-        if r.ok:
-            jr.record(r.sop_instance_uid)
-        if progress_ctx is not None and task is not None:
-            progress_ctx.advance(task)
-
-    try:
-        report = store_files(peer, cfg.aet, files, timeout=cfg.timeout, progress=on_file,
-                             skip_instances=skip, jobs=jobs or auto_jobs(len(files)))  # fmt: skip
-    finally:
-        if progress_ctx is not None:
-            progress_ctx.stop()
-        jr.close()
-    skipped_resume = len(files) - len(report.results) - len(report.skipped)
-    if json:
-        ui.print_json({**report.to_dict(), "already_stored": skipped_resume})
-    else:
-        rows = [
-            [r.path, r.sop_instance_uid, f"0x{r.status:04X}" if r.status is not None else "-",
-             r.status_name or r.error]
-            for r in report.results + report.skipped
-        ]  # fmt: skip
-        if len(rows) <= 50:
-            ui.console.print(
-                ui.table("C-STORE results", ["file", "SOP Instance UID", "status", "meaning"], rows)
-            )
-        rate = len(report.sent_ok) / report.seconds if report.seconds else 0
-        ui.console.print(
-            f"{ui.OK if not report.failed else ui.FAIL} {len(report.sent_ok)} stored, "
-            f"{len(report.failed)} not stored"
-            + (f", {skipped_resume} already stored earlier (--resume)" if skipped_resume else "")
-            + f" in {report.seconds:.2f} s ({rate:.0f} files/s, "
-            f"{report.bytes_sent / 1e6 / max(report.seconds, 1e-9):.1f} MB/s)"
-        )
-        if report.failed:
-            ui.err_console.print("[fail]Not stored:[/fail]")
-            for r in report.failed:
-                ui.err_console.print(
-                    f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
-                )
-            ui.err_console.print(
-                "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
-            )
-        first = shlex.quote(str(paths[0]))
-        ui.equivalent(
-            f"storescu -aet {cfg.aet} -aec {peer.aet} +sd +r {peer.host} {peer.port} {first}"
-        )
-    if report.failed:
-        raise typer.Exit(ExitCode.FAILED)
+    run_store(paths=paths, to=to, aet=aet, timeout=timeout, resume=resume, jobs=jobs, json=json)
 
 
 def studies(
@@ -299,7 +210,7 @@ def studies(
             date = vr.check_date_range(date)
         except ValueError as exc:
             raise UsageError(f"--date {exc}", "e.g. --date today") from None
-    peer = _peer(cfg, to)
+    peer = peer_for(cfg, to)
     q = StudyQuery(patient_id, patient_name, accession, date, modality.upper())
     rows = find_studies(peer, cfg.aet, q, cfg.timeout)
     if json:

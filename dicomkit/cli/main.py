@@ -3,7 +3,8 @@
 Nothing heavy is imported here: ``dicomkit``, ``dicomkit --help`` and ``dicomkit --version``
 answer without Typer (``cli/plainhelp.py``: no Rich either, piped or on a terminal;
 ``cli/fasthelp.py`` with Rich for anything plainhelp does not reproduce); everything else goes
-to the Typer app (``cli/app.py``), which builds only the command that was asked for.
+to the Typer app (``cli/app.py``), which builds only the command that was asked for, except a
+plain ``dicomkit store`` line, which ``cli/faststore.py`` parses and runs without Typer.
 """
 
 from __future__ import annotations
@@ -30,20 +31,26 @@ def main() -> None:
 
         print(f"dicomkit {__version__}")
         return
-    _run()
+    _run(args)
 
 
-def _run() -> None:
-    from dicomkit.cli import common
-    from dicomkit.cli.app import app
+def _run(args: list[str]) -> None:
+    from dicomkit.cli.context import CTX
     from dicomkit.errors import DicomkitError
 
     try:
+        if "store" in args:  # scripts' batch command: no Typer when the line is plain
+            from dicomkit.cli import faststore
+
+            if faststore.run(args, os.environ):
+                return
+        from dicomkit.cli.app import app
+
         app(prog_name="dicomkit")
     except DicomkitError as exc:
         from dicomkit import ui
 
-        if common.CTX.json:
+        if CTX.json:
             ui.print_json(exc.to_dict())
         else:
             ui.error_panel(exc.message, exc.hint)

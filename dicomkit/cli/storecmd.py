@@ -1,0 +1,106 @@
+"""The body of ``dicomkit store``, without Typer: run by the Typer command (``cli/dicom.py``)
+and by the fast path (``cli/faststore.py``) with the same arguments."""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from dicomkit.cli.context import CTX, peer_for, set_json
+from dicomkit.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def run_store(
+    *,
+    paths: list[Path],
+    to: str | None,
+    aet: str | None,
+    timeout: float | None,
+    resume: bool,
+    jobs: int,
+    json: bool,
+) -> None:
+    """C-STORE ``paths`` (files and folders) to the lab's PACS or ``to``; exit 1 if any failed."""
+    from dicomkit import ui
+    from dicomkit.dicom import journal
+    from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
+
+    set_json(json)
+    cfg = CTX.config(aet=aet, timeout=timeout)
+    peer = peer_for(cfg, to)
+    files = collect_files(paths)
+    if not files:
+        raise UsageError(
+            "no files found under the given path(s)", "point at DICOM files or folders"
+        )
+    jr = journal.StoreJournal(cfg.lab_dir / "journal", peer)
+    skip = jr.acknowledged() if resume else set()
+
+    progress_ctx = None
+    task = None
+    if not json:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        progress_ctx = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=ui.err_console,
+            transient=True,
+        )
+        progress_ctx.start()
+        task = progress_ctx.add_task(f"C-STORE -> {peer}", total=len(files) - len(skip))
+
+    def on_file(r: FileResult) -> None:
+        if r.ok:
+            jr.record(r.sop_instance_uid)
+        if progress_ctx is not None and task is not None:
+            progress_ctx.advance(task)
+
+    try:
+        report = store_files(peer, cfg.aet, files, timeout=cfg.timeout, progress=on_file,
+                             skip_instances=skip, jobs=jobs or auto_jobs(len(files)))  # fmt: skip
+    finally:
+        if progress_ctx is not None:
+            progress_ctx.stop()
+        jr.close()
+    skipped_resume = len(files) - len(report.results) - len(report.skipped)
+    if json:
+        ui.print_json({**report.to_dict(), "already_stored": skipped_resume})
+    else:
+        rows = [
+            [r.path, r.sop_instance_uid, f"0x{r.status:04X}" if r.status is not None else "-",
+             r.status_name or r.error]
+            for r in report.results + report.skipped
+        ]  # fmt: skip
+        if len(rows) <= 50:
+            ui.console.print(
+                ui.table("C-STORE results", ["file", "SOP Instance UID", "status", "meaning"], rows)
+            )
+        rate = len(report.sent_ok) / report.seconds if report.seconds else 0
+        ui.console.print(
+            f"{ui.OK if not report.failed else ui.FAIL} {len(report.sent_ok)} stored, "
+            f"{len(report.failed)} not stored"
+            + (f", {skipped_resume} already stored earlier (--resume)" if skipped_resume else "")
+            + f" in {report.seconds:.2f} s ({rate:.0f} files/s, "
+            f"{report.bytes_sent / 1e6 / max(report.seconds, 1e-9):.1f} MB/s)"
+        )
+        if report.failed:
+            ui.err_console.print("[fail]Not stored:[/fail]")
+            for r in report.failed:
+                ui.err_console.print(
+                    f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
+                )
+            ui.err_console.print(
+                "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
+            )
+        first = shlex.quote(str(paths[0]))
+        ui.equivalent(
+            f"storescu -aet {cfg.aet} -aec {peer.aet} +sd +r {peer.host} {peer.port} {first}"
+        )
+    if report.failed:
+        raise SystemExit(ExitCode.FAILED)
