@@ -20,12 +20,13 @@ from dicomkit.dicom.net import (  # noqa: F401 - echo and EchoResult live in net
     status_category,
     status_name,
 )
-from dicomkit.dicom.worklist import WorklistQuery, answer_to_dict
 from dicomkit.errors import DicomkitError, DimseFailure, UsageError
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
     from pynetdicom.association import Association
+
+    from dicomkit.dicom.worklist import WorklistQuery
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def find_worklist(
 ) -> list[dict[str, str]]:
     """MWL C-FIND (PS3.4 K): one dict per scheduled procedure step that matches."""
     from dicomkit.dicom.rawfind import quick_find
+    from dicomkit.dicom.worklist import answer_to_dict  # not imported by `store`
 
     # Bare socket on the happy path; anything unusual is repeated through pynetdicom.
     quick = quick_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout)
