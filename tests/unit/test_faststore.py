@@ -267,3 +267,34 @@ def test_a_declined_line_gets_typers_usage_error(tmp_path: Path) -> None:
     assert code == 2
     assert "typer" in mods
     assert "'four' is not a valid int" in " ".join(err)
+
+
+def test_a_reader_that_goes_away_ends_both_paths_quietly_with_exit_1(
+    tmp_path: Path, store_peer: str
+) -> None:
+    """`dicomkit store --json ... | head -c0`: the JSON (120 results, ~30 KB, more than the
+    stdout buffer) meets a closed pipe while it is printed. Typer answers exit 1 and nothing on
+    stderr; the fast path must do the same (not a BrokenPipeError traceback)."""
+    from pydicom.data import get_testdata_file
+
+    ct = str(get_testdata_file("CT_small.dcm"))
+    line = ["store", "--to", store_peer, "--json", *[ct] * 120]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")}
+    env.pop("PYTHONUNBUFFERED", None)
+    results = []
+    for prefix, home in (([], "a"), (["--"], "b")):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first byte
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "dicomkit", *prefix, *line],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**env, "DICOMKIT_HOME": str(tmp_path / home)},
+                timeout=120,
+            )
+        finally:
+            os.close(write_end)
+        results.append((r.returncode, r.stderr))
+    assert results[0] == results[1] == (1, "")
