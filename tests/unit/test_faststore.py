@@ -298,3 +298,53 @@ def test_a_reader_that_goes_away_ends_both_paths_quietly_with_exit_1(
             os.close(write_end)
         results.append((r.returncode, r.stderr))
     assert results[0] == results[1] == (1, "")
+
+
+@pytest.fixture()
+def slow_peer() -> Iterator[str]:
+    """A Storage SCP that takes 3 s per C-STORE: time to press Ctrl-C mid-transfer."""
+    import time
+
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage
+
+    def on_store(event: Any) -> int:
+        time.sleep(3)
+        return 0x0000
+
+    ae = AE(ae_title="SLOW")
+    ae.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"127.0.0.1:{port}:SLOW"
+    finally:
+        server.shutdown()
+
+
+def test_ctrl_c_mid_transfer_exits_130_on_both_paths(tmp_path: Path, slow_peer: str) -> None:
+    import signal
+    import time
+
+    from pydicom.data import get_testdata_file
+
+    ct = str(get_testdata_file("CT_small.dcm"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")}
+    codes = []
+    for prefix, home in (([], "a"), (["--"], "b")):
+        argv = [*prefix, "store", "--to", slow_peer, "--json", ct, ct]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomkit", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "DICOMKIT_HOME": str(tmp_path / home)},
+        )
+        time.sleep(1.5)  # started, associated, first C-STORE waiting on the peer
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        codes.append(proc.returncode)
+        assert "Traceback" not in err, err
+    assert codes == [130, 130]
