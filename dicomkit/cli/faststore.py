@@ -5,15 +5,16 @@ of importing Typer (its click core, completion, subprocess) is a large part of a
 forms it knows: the root options ``--home``/``-v``, then ``store`` with ``--to``, ``--aet``/
 ``-aet``, ``--timeout``, ``--resume``, ``--jobs``/``-j``, ``--json``, ``--`` and the paths,
 options and paths in any order, a later option overriding an earlier one. Anything else (help,
-an unknown or misspelt option, a value that does not convert, a missing path, shell completion,
-bytes that are not UTF-8) returns None and the run goes to Typer, which prints its usual
-error. ``tests/unit/test_faststore.py`` checks, over hand-picked and generated command lines,
-that every line parsed here gives exactly the arguments Typer gives the command, and that the
-usual forms are parsed here.
+an unknown or misspelt option, a value that does not convert, no path, a path or home that exists
+but is not readable, shell completion, bytes that are not UTF-8) returns None and the run goes to
+Typer, which prints its usual error. ``tests/unit/test_faststore.py`` checks, over hand-picked
+and generated command lines, that every line parsed here gives exactly the arguments Typer gives
+the command, and that the usual forms are parsed here.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> Parsed | None:
         return None  # click's "not a valid float/integer", with its usage line
     if home is None:
         home = environ.get("DICOMKIT_HOME") or None  # click ignores an empty variable
+    if not all(_readable_or_absent(p) for p in [*paths, *([home] if home is not None else [])]):
+        return None  # Typer's Path type: "Path '...' is not readable."
     return Parsed(
         Path(home) if home is not None else None,
         verbose,
@@ -135,6 +138,15 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> Parsed | None:
     )
 
 
+def _readable_or_absent(path: str) -> bool:
+    """Typer's Path check (readable=True): a path that exists must be readable by us."""
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return True  # absent (or unusable): Typer passes it on, our command reports it
+    return os.access(path, os.R_OK)
+
+
 def run(argv: list[str], environ: Mapping[str, str]) -> bool:
     """Run ``dicomkit store`` here if :func:`parse` is sure of the command line; else False.
 
@@ -144,7 +156,6 @@ def run(argv: list[str], environ: Mapping[str, str]) -> bool:
     if parsed is None:
         return False
     import errno
-    import os
     import sys
 
     from dicomkit.cli import context

@@ -348,3 +348,42 @@ def test_ctrl_c_mid_transfer_exits_130_on_both_paths(tmp_path: Path, slow_peer: 
         codes.append(proc.returncode)
         assert "Traceback" not in err, err
     assert codes == [130, 130]
+
+
+@pytest.mark.parametrize(
+    ("where", "argv", "home_env"),
+    [
+        ("path", ["store", "{p}"], None),
+        ("folder", ["store", "{d}"], None),
+        ("--home", ["--home", "{d}", "store", "x.dcm"], None),
+        ("DICOMKIT_HOME", ["store", "x.dcm"], "{d}"),
+    ],
+)
+def test_an_unreadable_path_or_home_goes_to_typer(
+    typer_parse: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    argv: list[str],
+    home_env: str | None,
+) -> None:
+    """Typer's Path type refuses a path that exists but cannot be read ("is not readable").
+    The suite runs as root, for whom everything is readable, so os.access is replaced (the one
+    stand-in here) to deny the two paths below; both parsers see the same os.access."""
+    p, d = tmp_path / "secret.dcm", tmp_path / "noread"
+    p.write_bytes(b"x")
+    d.mkdir()
+    real_access = os.access
+    denied = {str(p), str(d)}
+
+    def access(path: Any, mode: int, **kw: Any) -> bool:
+        return str(path) not in denied and real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    fill = {"p": str(p), "d": str(d)}
+    argv = [a.format(**fill) for a in argv]
+    home_env = home_env.format(**fill) if home_env else None
+    assert typer_parse(argv, home_env) is None, "Typer took it: the stand-in did not apply"
+    assert fast(argv, home_env) is None
+    monkeypatch.setattr(os, "access", real_access)
+    assert repr(fast(argv, home_env)) == repr(typer_parse(argv, home_env)) != "None"
