@@ -53,7 +53,12 @@ def run_store(
             transient=True,
         )
         progress_ctx.start()
-        task = progress_ctx.add_task(f"C-STORE -> {peer}", total=len(files) - len(skip))
+        # --resume: how many files are already stored is known once store_files has read them.
+        task = progress_ctx.add_task(f"C-STORE -> {peer}", total=len(files))
+
+    def planned(n: int) -> None:
+        if progress_ctx is not None and task is not None:
+            progress_ctx.update(task, total=n)
 
     def on_file(r: FileResult) -> None:
         if r.ok:
@@ -62,8 +67,16 @@ def run_store(
             progress_ctx.advance(task)
 
     try:
-        report = store_files(peer, cfg.aet, files, timeout=cfg.timeout, progress=on_file,
-                             skip_instances=skip, jobs=jobs or auto_jobs(len(files)))  # fmt: skip
+        report = store_files(
+            peer,
+            cfg.aet,
+            files,
+            timeout=cfg.timeout,
+            progress=on_file,
+            skip_instances=skip,
+            jobs=jobs or auto_jobs(len(files)),
+            planned=planned,
+        )
     finally:
         if progress_ctx is not None:
             progress_ctx.stop()

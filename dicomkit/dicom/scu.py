@@ -397,9 +397,14 @@ def store_files(
     progress: ProgressFn | None = None,
     skip_instances: set[str] | None = None,
     jobs: int = 1,
+    planned: Callable[[int], None] | None = None,
 ) -> StoreReport:
     """C-STORE every file, on as few associations as the 128-context limit allows
     (``jobs`` > 1: that many associations in parallel, each with its share of the files).
+
+    ``progress`` is called once per file that is sent or skipped as unreadable; files whose
+    instance is in ``skip_instances`` (``--resume``) get no call. ``planned`` is told, once the
+    files are read and before anything is sent, how many ``progress`` calls there will be.
 
     Each (SOP class, transfer syntax) pair gets its own presentation context proposing the
     file's own transfer syntax, so compressed files are sent as they are (nothing decoded).
@@ -428,6 +433,9 @@ def store_files(
             continue
         else:
             prepared.append(p)
+
+    if planned:
+        planned(len(prepared) + len(report.skipped))
 
     def anything_sent() -> bool:
         return bool(report.results)

@@ -190,3 +190,23 @@ def test_stop_releases_before_the_next_file(
     )
     assert left == [] and len(sent) == 1 and sent[0].ok
     assert len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_planned_count_matches_progress_calls_with_resume(
+    storescp_small_pdu: tuple[int, Path], tmp_path: Path, jobs: int
+) -> None:
+    """--resume's progress bar: ``planned`` announces exactly the number of ``progress`` calls,
+    however many instances the journal holds (most of them not among these files)."""
+    port, _ = storescp_small_pdu
+    not_dicom = tmp_path / "notes.txt"
+    not_dicom.write_text("not DICOM")
+    files = [testdata(n) for n in FILES] + [not_dicom]
+    done = {str(pydicom.dcmread(testdata("CT_small.dcm")).SOPInstanceUID)}
+    done |= {f"1.2.3.{i}" for i in range(50)}  # acknowledged earlier, other files
+    plans: list[int] = []
+    seen: list[FileResult] = []
+    report = store_files(Peer("127.0.0.1", port, "STORESCP"), "DICOMKIT", files, jobs=jobs,
+                         skip_instances=done, progress=seen.append, planned=plans.append)  # fmt: skip
+    assert plans == [len(seen)] == [len(FILES)]  # 4 sent + 1 unreadable; CT_small skipped
+    assert len(report.sent_ok) == len(FILES) - 1 and len(report.skipped) == 1
