@@ -588,7 +588,8 @@ def bench_large(reps: int) -> None:
             ">= 1.0x",
             mark(dk >= sc),
             command="same commands as the small-file bench",
-            note=f"whole process, dicomkit's default of 4 parallel associations; its own "
+            note=f"whole process (a plain `store` line runs without importing Typer: "
+            f"cli/faststore.py), dicomkit's default of 4 parallel associations; its own "
             f"transfer time alone: {dki:.0f} MB/s ({ratio(dki, sc)} of storescu's whole "
             f"process); on one association (`--jobs 1`) {d1:.0f} MB/s = {ratio(d1, sc)}",
             raw={"seconds": t, "inner_seconds": inner},
