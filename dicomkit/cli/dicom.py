@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.models import TyperPath
 
 from dicomkit.cli.common import CTX, AetOpt, JsonOpt, TimeoutOpt, ToOpt, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
@@ -162,8 +163,27 @@ def make_image(
     ui.equivalent(f"dcmdump {shlex.quote(str(path))}", "Inspect it")
 
 
+class _StorePath(TyperPath):
+    """Typer's path type (a path that exists must be readable) that also refuses an empty
+    path: Path("") is the current folder, so an unset shell variable (`dicomkit store "$IMG"`)
+    would send everything below it."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "":
+            self.fail(
+                "an empty path (an unset shell variable?): give a file or folder, "
+                "or '.' for the current folder",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 def store(
-    paths: Annotated[list[Path], typer.Argument(help="DICOM files and/or folders (recursive).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="DICOM files and/or folders (recursive).", click_type=_StorePath()),
+    ],
     to: ToOpt = None,
     aet: AetOpt = None,
     timeout: TimeoutOpt = None,

@@ -5,11 +5,11 @@ of importing Typer (its click core, completion, subprocess) is a large part of a
 forms it knows: the root options ``--home``/``-v``, then ``store`` with ``--to``, ``--aet``/
 ``-aet``, ``--timeout``, ``--resume``, ``--jobs``/``-j``, ``--json``, ``--`` and the paths,
 options and paths in any order, a later option overriding an earlier one. Anything else (help,
-an unknown or misspelt option, a value that does not convert, no path, a path or home that exists
-but is not readable, shell completion, bytes that are not UTF-8) returns None and the run goes to
-Typer, which prints its usual error. ``tests/unit/test_faststore.py`` checks, over hand-picked
-and generated command lines, that every line parsed here gives exactly the arguments Typer gives
-the command, and that the usual forms are parsed here.
+an unknown or misspelt option, a value that does not convert, no path or an empty one, a path or
+home that exists but is not readable, shell completion, bytes that are not UTF-8) returns None
+and the run goes to Typer, which prints its usual error. ``tests/unit/test_faststore.py``
+checks, over hand-picked and generated command lines, that every line parsed here gives exactly
+the arguments Typer gives the command, and that the usual forms are parsed here.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> Parsed | None:
                 return None
         else:
             return None
-    if not paths:
-        return None  # click's "Missing argument 'PATHS...'"
+    if not paths or "" in paths:
+        return None  # click's "Missing argument 'PATHS...'"; store's "an empty path"
     try:
         timeout = float(values["timeout"]) if "timeout" in values else None
         jobs = int(values["jobs"]) if "jobs" in values else 0

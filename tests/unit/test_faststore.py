@@ -103,6 +103,7 @@ DECLINED = [
     ["echo", "store"],
     ["studies", "--", "store"],
     ["store", "x\udcff"],  # bytes that are not UTF-8
+    ["store", "a.dcm", ""],  # an empty path: Typer refuses it (store's own path type)
 ]
 
 
@@ -135,12 +136,12 @@ TOKENS = [  # all valid for store
     ["--timeout", "-2"], ["--timeout", " 3 "], ["--timeout", "1e3"], ["--timeout=inf"],
     ["--jobs", "4"], ["--jobs", "-1"], ["--jobs", "+2"], ["--jobs", "1_0"], ["--jobs", "\u0663"],
     ["-j4"], ["-j", "2"], ["-j", "-3"], ["--resume"], ["--json"], ["--"], ["-"],
-    ["a.dcm"], ["dir/x"], [""], [" sp ace"], ["store"], ["échographie.dcm"], ["-j", "--json"],
+    ["a.dcm"], ["dir/x"], [" sp ace"], ["store"], ["échographie.dcm"], ["-j", "--json"],
 ]  # fmt: skip
 ODD = [  # each makes Typer refuse the line (or, --help, print help)
     ["--to"], ["-aetX"], ["-a", "P"], ["--timeout", "x"], ["--timeout"], ["--jobs", "x"],
     ["-j=4"], ["-jj"], ["-json"], ["-j"], ["--jobs="], ["--resume=1"], ["--json=yes"], ["--jso"],
-    ["--JSON"], ["--help"], ["-h"], ["-x"], ["--home", "h"], ["-v"], ["-weird"],
+    ["--JSON"], ["--help"], ["-h"], ["-x"], ["--home", "h"], ["-v"], ["-weird"], [""],
 ]  # fmt: skip
 
 
@@ -267,6 +268,14 @@ def test_a_declined_line_gets_typers_usage_error(tmp_path: Path) -> None:
     assert code == 2
     assert "typer" in mods
     assert "'four' is not a valid int" in " ".join(err)
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path: Path) -> None:
+    """`dicomkit store "$IMG"` with IMG unset: Path("") is ".", which would send everything
+    below the working folder (DCMTK's storescu refuses it too)."""
+    code, out, err, _ = whole_run(tmp_path, "store", "--to", "127.0.0.1:9:NOBODY", "")
+    assert code == 2 and out == ""
+    assert "an empty path (an unset shell variable?)" in " ".join(err)
 
 
 def test_a_reader_that_goes_away_ends_both_paths_quietly_with_exit_1(
