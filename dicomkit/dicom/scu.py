@@ -249,12 +249,18 @@ class StoreReport:
 
 
 def collect_files(paths: Iterable[Path]) -> list[Path]:
-    """Files and folders (recursively, sorted) -> files. Missing paths are a usage error."""
+    """Files and folders (recursively, sorted) -> files. Missing paths, and folders that cannot
+    be listed (whose files would otherwise be left out without a word), are a usage error."""
     out: list[Path] = []
     missing = []
+    unlisted: list[str] = []
+
+    def on_error(exc: OSError) -> None:
+        unlisted.append(f"{exc.filename}: {exc.strerror or exc}")
+
     for p in paths:
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
+            for root, dirs, files in os.walk(p, onerror=on_error):
                 dirs.sort()
                 out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
         elif p.exists():
@@ -264,6 +270,12 @@ def collect_files(paths: Iterable[Path]) -> list[Path]:
     if missing:
         raise UsageError(
             f"no such file or folder: {', '.join(missing)}", "check the path(s) and try again"
+        )
+    if unlisted:
+        raise UsageError(
+            f"cannot list folder(s), nothing sent: {'; '.join(unlisted)}",
+            "fix their permissions (the files in them would be left out), or name only the "
+            "folders you can read",
         )
     return out
 

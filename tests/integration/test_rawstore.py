@@ -210,3 +210,32 @@ def test_planned_count_matches_progress_calls_with_resume(
                          skip_instances=done, progress=seen.append, planned=plans.append)  # fmt: skip
     assert plans == [len(seen)] == [len(FILES)]  # 4 sent + 1 unreadable; CT_small skipped
     assert len(report.sent_ok) == len(FILES) - 1 and len(report.skipped) == 1
+
+
+def test_a_folder_that_cannot_be_listed_stops_the_batch_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.walk skips a folder it cannot list without a word; its files would simply not be
+    sent. The suite runs as root (every folder is readable), so os.scandir is made to refuse
+    one folder, the stand-in for a chmod 000 folder of another user."""
+    import os
+
+    from dicomkit.errors import UsageError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.dcm").write_bytes(b"x")
+    locked = tmp_path / "b" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "two.dcm").write_bytes(b"x")
+    assert [p.name for p in collect_files([tmp_path])] == ["one.dcm", "two.dcm"]
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(UsageError) as err:
+        collect_files([tmp_path])
+    assert f"cannot list folder(s), nothing sent: {locked}: Permission denied" in err.value.message
