@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,13 @@ _LONG = {
 }
 
 
+@dataclass(frozen=True)
 class Parsed:
     """The root options and the keyword arguments of ``run_store``, as Typer would pass them."""
 
-    __slots__ = ("home", "store", "verbose")
-
-    def __init__(self, home: Path | None, verbose: int, store: dict[str, Any]) -> None:
-        self.home = home
-        self.verbose = verbose
-        self.store = store
-
-    def __repr__(self) -> str:
-        return f"Parsed(home={self.home!r}, verbose={self.verbose}, store={self.store!r})"
+    home: Path | None
+    verbose: int
+    store: dict[str, Any]
 
 
 def parse(argv: list[str], environ: Mapping[str, str]) -> Parsed | None:

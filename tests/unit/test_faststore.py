@@ -13,6 +13,7 @@ No timing here: speed is measured in bench/ (issue 7).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -178,11 +179,27 @@ run()
 """
 
 
+@contextlib.contextmanager
+def storage_scp(title: str, on_store: Any, sops: list[str]) -> Iterator[str]:
+    """A pynetdicom Storage SCP on a free port answering with ``on_store``; yields --to."""
+    from pynetdicom import AE, evt
+
+    ae = AE(ae_title=title)
+    for sop in sops:
+        ae.add_supported_context(sop, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"127.0.0.1:{port}:{title}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture()
 def store_peer(tmp_path: Path) -> Iterator[str]:
-    """A pynetdicom Storage SCP on a free port that answers Success, or 0xA700 (out of
-    resources) for CT_small's SOP Instance UID when told to via the file ``refuse``."""
-    from pynetdicom import AE, evt
+    """Answers Success, or 0xA700 (out of resources) when the file ``refuse`` exists."""
     from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
     refuse = tmp_path / "refuse"
@@ -190,17 +207,8 @@ def store_peer(tmp_path: Path) -> Iterator[str]:
     def on_store(event: Any) -> int:
         return 0xA700 if refuse.exists() else 0x0000
 
-    ae = AE(ae_title="PEER")
-    for sop in (CTImageStorage, MRImageStorage):
-        ae.add_supported_context(sop, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"127.0.0.1:{port}:PEER"
-    finally:
-        server.shutdown()
+    with storage_scp("PEER", on_store, [CTImageStorage, MRImageStorage]) as peer:
+        yield peer
 
 
 def whole_run(home: Path, *args: str) -> tuple[int, str, list[str], set[str]]:
@@ -311,26 +319,17 @@ def test_a_reader_that_goes_away_ends_both_paths_quietly_with_exit_1(
 
 @pytest.fixture()
 def slow_peer() -> Iterator[str]:
-    """A Storage SCP that takes 3 s per C-STORE: time to press Ctrl-C mid-transfer."""
+    """Takes 3 s per C-STORE: time to press Ctrl-C mid-transfer."""
     import time
 
-    from pynetdicom import AE, evt
     from pynetdicom.sop_class import CTImageStorage
 
     def on_store(event: Any) -> int:
         time.sleep(3)
         return 0x0000
 
-    ae = AE(ae_title="SLOW")
-    ae.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    port = server.socket.getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"127.0.0.1:{port}:SLOW"
-    finally:
-        server.shutdown()
+    with storage_scp("SLOW", on_store, [CTImageStorage]) as peer:
+        yield peer
 
 
 def test_ctrl_c_mid_transfer_exits_130_on_both_paths(tmp_path: Path, slow_peer: str) -> None:
