@@ -69,7 +69,7 @@ def _c_find(
                 shown = (
                     "no status (association aborted)"
                     if code is None
-                    else f"0x{code:04X} {status_name(code)}"
+                    else f"0x{code:04X} {status_name(code, 'find')}"
                 )
                 raise DimseFailure(f"{what} C-FIND to {peer} failed: {shown}", hint, status=code)
 
@@ -127,13 +127,23 @@ def find_worklist(
     peer: Peer, calling_aet: str, query: WorklistQuery, timeout: float = 10.0
 ) -> list[dict[str, str]]:
     """MWL C-FIND (PS3.4 K): one dict per scheduled procedure step that matches."""
-    from dicomkit.dicom.rawfind import quick_find
+    from dicomkit.dicom import wire
     from dicomkit.dicom.worklist import answer_to_dict  # not imported by `store`
 
-    # Bare socket on the happy path; anything unusual is repeated through pynetdicom.
-    quick = quick_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout)
-    if quick is not None:
-        return [answer_to_dict(_assume_utf8(ds)) for ds in quick]
+    if wire.enabled():  # the lean path; anything unusual is repeated through pynetdicom
+        from dicomkit.dicom import leanscu
+        from dicomkit.dicom.net import no_association, rejected_error
+
+        try:
+            quick = leanscu.find(peer, calling_aet, MWL_FIND, query.identifier(), timeout)
+        except wire.Rejected as exc:
+            raise rejected_error(peer, calling_aet, exc.result, exc.source, exc.reason) from None
+        except wire.TimedOut:
+            raise no_association(peer) from None
+        except Exception as exc:  # decoding included: the full stack decides and explains
+            log.debug("lean worklist find to %s gave way to pynetdicom: %s", peer, exc)
+        else:
+            return [answer_to_dict(_assume_utf8(ds)) for ds in quick]
     answers = _c_find(peer, calling_aet, MWL_FIND, query.identifier(), timeout, "worklist")
     return [answer_to_dict(ds) for ds in answers]
 
@@ -212,6 +222,7 @@ class FileResult:
     status_name: str = ""
     sop_instance_uid: str = ""
     error: str = ""
+    note: str = ""  # e.g. the file meta and the data set named different UIDs
 
     @property
     def ok(self) -> bool:
@@ -287,97 +298,66 @@ class _Prepared:
     sop_instance: str
     transfer_syntax: str
     size: int
-    offset: int = -1  # where the data set starts (after the File Meta Information)
+    offset: int  # where the data set starts (after the File Meta Information)
+    meta_differs: bool = False  # the file meta names other UIDs than the data set
 
 
-_LONG_VRS = {
-    b"OB",
-    b"OD",
-    b"OF",
-    b"OL",
-    b"OV",
-    b"OW",
-    b"SQ",
-    b"SV",
-    b"UC",
-    b"UN",
-    b"UR",
-    b"UT",
-    b"UV",
-}
+# PS3.4 Annex B storage SOP classes live here (a few newer ones elsewhere under the root).
+_STORAGE_PREFIX = "1.2.840.10008.5.1.4.1.1."
 
 
-def read_meta_fast(path: Path) -> tuple[str, str, str, int] | None:
-    """SOP Class, SOP Instance, Transfer Syntax UIDs and the data set's offset, read straight
-    from the File Meta Information (PS3.10 7.1: preamble, "DICM", group 0002 in Explicit VR
-    Little Endian). ~50x faster than pydicom for this; None means "ask pydicom" (anything odd)."""
-    import struct
+def _storage_class_problem(sop_class: str) -> str:
+    """Why ``sop_class`` is no storage SOP class to propose, or ""."""
+    if sop_class == MEDIA_STORAGE_DIRECTORY:
+        return "a DICOMDIR (media index), not an instance to store"
+    if sop_class.startswith(_STORAGE_PREFIX) or not sop_class.startswith("1.2.840.10008."):
+        return ""  # a storage class, or a private one the peer decides on
+    from pydicom.uid import UID
+    from pynetdicom.service_class import StorageServiceClass
+    from pynetdicom.sop_class import uid_to_service_class
 
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if len(head) < 132 or head[128:132] != b"DICM":
-        return None
-    pos, values = 132, {}
-    while pos + 8 <= len(head):
-        group, elem = struct.unpack_from("<HH", head, pos)
-        if group != 0x0002:
-            break
-        vr = head[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            if pos + 12 > len(head):
-                return None
-            length = struct.unpack_from("<I", head, pos + 8)[0]
-            start = pos + 12
-        else:
-            length = struct.unpack_from("<H", head, pos + 6)[0]
-            start = pos + 8
-        if length == 0xFFFFFFFF or start + length > len(head):
-            return None  # undefined length or a meta larger than we read: let pydicom do it
-        if elem in (0x0002, 0x0003, 0x0010):
-            values[elem] = head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
-        pos = start + length
-    if pos + 8 > len(head) or 0x0010 not in values:
-        return None
-    return values.get(0x0002, ""), values.get(0x0003, ""), values[0x0010], pos
+    if uid_to_service_class(sop_class) is StorageServiceClass:
+        return ""
+    return f"not a storage SOP class: {UID(sop_class).name} ({sop_class})"
 
 
 def _prepare(path: Path) -> _Prepared | FileResult:
-    """Read only the File Meta Information: the file is then sent as its own bytes."""
+    """Check the file whole (its data set walked to the end, dicom/dataset.py) and take the
+    UIDs from the data set: the file is then sent as its own bytes."""
+    from dicomkit.dicom import dataset
+
     if not path.is_file():  # opening a FIFO would block for ever; a device never ends
         return FileResult(str(path), error="not a regular file (a FIFO, socket or device)")
     try:
-        fast = read_meta_fast(path)
+        buf = dataset.map_file(path)
     except PermissionError:
         return FileResult(str(path), error="permission denied: cannot read the file")
     except OSError as exc:
         return FileResult(str(path), error=f"unreadable file: {exc}")
-    if fast is not None:
-        sop_class, sop_inst, ts, offset = fast
-    else:  # odd or not DICOM: pydicom judges (imported only then: it costs ~0.3 s)
-        from pydicom.errors import InvalidDicomError
-        from pynetdicom.dsutils import split_dataset
-
-        try:
-            meta, offset = split_dataset(path)
-            ts = str(meta.TransferSyntaxUID)
-            sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
-            sop_inst = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
-        except (InvalidDicomError, AttributeError) as exc:
-            return FileResult(str(path), error=f"not a DICOM Part 10 file ({exc})")
-        except PermissionError:
-            return FileResult(str(path), error="permission denied: cannot read the file")
-        except Exception as exc:  # a truncated or corrupt file: name it, don't crash the batch
-            return FileResult(str(path), error=f"unreadable DICOM file: {exc}")
-    if sop_class == MEDIA_STORAGE_DIRECTORY:
-        return FileResult(str(path), error="a DICOMDIR (media index), not an instance to store")
+    try:
+        part = dataset.parse_part10(buf)
+        sop_class, sop_inst = part.dataset.sop_uids()
+    except dataset.Malformed as exc:
+        return FileResult(str(path), error=f"not sent, the file is not whole DICOM: {exc}")
+    finally:
+        if not isinstance(buf, bytes):
+            buf.close()
+    meta = part.meta
+    problem = _storage_class_problem(sop_class or meta.sop_class)
+    if problem:
+        return FileResult(str(path), error=problem)
     if not sop_class or not sop_inst:
-        return FileResult(str(path), error="no SOP Class/Instance UID: not a storable instance")
+        missing = "SOP Class UID (0008,0016)" if not sop_class else "SOP Instance UID (0008,0018)"
+        return FileResult(str(path), error=f"no {missing} in the data set: not a storable instance")
     size = path.stat().st_size
-    if offset >= size:
-        return FileResult(
-            str(path), error="no data set after the File Meta Information (truncated)"
-        )
-    return _Prepared(path, sop_class, sop_inst, ts, size, offset)
+    if meta.offset >= size:
+        return FileResult(str(path), error="no data set after the File Meta Information")
+    differs = (meta.sop_class, meta.sop_instance) != (sop_class, sop_inst)
+    if differs:
+        log.warning("%s: the file meta names SOP class %s instance %s, the data set %s %s; "
+                    "sent as the data set says", path, meta.sop_class, meta.sop_instance,
+                    sop_class, sop_inst)  # fmt: skip
+    return _Prepared(path, sop_class, sop_inst, meta.transfer_syntax, size, meta.offset, differs)
 
 
 ProgressFn = Callable[[FileResult], None]
@@ -600,36 +580,45 @@ def _store_raw(
     record: Callable[..., None],
     stop: threading.Event | None = None,
 ) -> list[_Prepared]:
-    """Send what the bare-socket sender can (see rawstore.py); return the files left over.
+    """Send what the lean sender can (dicom/leanscu.py); return the files left over.
     ``stop`` set (Ctrl-C in the main thread): finish the file in flight, release, return."""
-    from dicomkit.dicom.rawstore import Lost, RawFile, RawStoreAssociation, Unusual
+    from dicomkit.dicom import wire
+    from dicomkit.dicom.leanscu import OutgoingFile, StoreAssociation
+    from dicomkit.dicom.net import rejected_error
 
-    # pynetdicom keeps deflated files: their wire encoding is re-deflated, not the file's bytes.
-    leftover = [p for p in prepared if p.transfer_syntax == DEFLATED or p.offset < 0]
-    queue = [p for p in prepared if not (p.transfer_syntax == DEFLATED or p.offset < 0)]
+    if not wire.enabled():
+        return prepared
+    # pynetdicom keeps deflated files (their wire encoding is re-deflated, not the file's
+    # bytes) and files whose meta disagrees with the data set (sent decoded).
+    leftover = [p for p in prepared if p.transfer_syntax == DEFLATED or p.meta_differs]
+    queue = [p for p in prepared if not (p.transfer_syntax == DEFLATED or p.meta_differs)]
     reconnects = 0
     while queue:
         batch = _batches(queue)[0]
         rest = queue[len(batch) :]
-        ra = RawStoreAssociation(peer, calling_aet, timeout)
+        sa = StoreAssociation(peer, calling_aet, timeout)
         try:
-            ra.open((p.sop_class, p.transfer_syntax) for p in batch)
-        except Unusual as exc:
-            log.debug("bare-socket C-STORE to %s gave way to pynetdicom: %s", peer, exc)
+            sa.open((p.sop_class, p.transfer_syntax) for p in batch)
+        except wire.Rejected as exc:
+            if exc.result == 2:  # transient (e.g. the peer's association limit): pynetdicom retries
+                return leftover + queue
+            raise rejected_error(peer, calling_aet, exc.result, exc.source, exc.reason) from None
+        except wire.WireError as exc:
+            log.debug("lean C-STORE to %s gave way to pynetdicom: %s", peer, exc)
             return leftover + queue
         try:
             while batch:
                 if stop is not None and stop.is_set():
-                    ra.release()
+                    sa.release()
                     return []
                 p = batch.pop(0)
-                if (p.sop_class, p.transfer_syntax) not in ra.accepted:
+                if (p.sop_class, p.transfer_syntax) not in sa.accepted:
                     record(_no_context(p))
                     continue
-                raw = RawFile(p.path, p.sop_class, p.sop_instance, p.transfer_syntax, p.offset)
+                out = OutgoingFile(p.path, p.sop_class, p.sop_instance, p.transfer_syntax, p.offset)
                 try:
-                    code, comment = ra.store(raw)
-                except Lost as exc:
+                    code, comment = sa.store(out)
+                except wire.Lost as exc:
                     record(
                         FileResult(str(p.path), None, status_name(None), p.sop_instance, str(exc))
                     )
@@ -650,9 +639,9 @@ def _store_raw(
                     r.error = f"{r.status_name}: {comment}" if comment else r.status_name
                 record(r, p.size)
             else:
-                ra.release()
+                sa.release()
         finally:
-            ra.close()
+            sa.close()
         queue = batch + rest
     return leftover
 
@@ -665,6 +654,8 @@ def _record(report: StoreReport, r: FileResult, progress: ProgressFn | None) -> 
 
 def _store_one(assoc: Association, p: _Prepared, accepted: set[tuple[str, str]]) -> FileResult:
     r = FileResult(str(p.path), sop_instance_uid=p.sop_instance)
+    if p.meta_differs:
+        r.note = "the file meta names other SOP UIDs than the data set: sent as the data set says"
     if (p.sop_class, p.transfer_syntax) not in accepted:
         r.error = (
             f"the peer accepted no presentation context for SOP class {p.sop_class} "
@@ -676,9 +667,9 @@ def _store_one(assoc: Association, p: _Prepared, accepted: set[tuple[str, str]])
         return r
     try:
         # A path is sent as its encoded bytes: pynetdicom does not decode the pixel data.
-        if p.transfer_syntax == DEFLATED:
-            # pynetdicom's chunked sending mishandles deflated files (the peer aborts):
-            # decode and let pynetdicom deflate again.
+        if p.transfer_syntax == DEFLATED or p.meta_differs:
+            # pynetdicom's chunked sending mishandles deflated files (the peer aborts), and
+            # takes the UIDs from the file meta: decode, and let pynetdicom encode again.
             from pydicom import dcmread
 
             rsp = assoc.send_c_store(dcmread(p.path))

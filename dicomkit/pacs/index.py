@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
+
+    from dicomkit.dicom.dataset import Parsed
 
 log = logging.getLogger(__name__)
 
@@ -412,23 +413,14 @@ class Index:
         return [str(r[0]) for r in rows]
 
 
-# ---- reading the main tags straight from a Part 10 file's bytes -------------------------------
+# ---- the main tags of a data set already walked (dicom/dataset.py) --------------------------
 
-# Transfer syntaxes whose data set is explicit VR little endian (compressed ones included:
-# only pixel data differs). Deflated and big endian data sets go to pydicom.
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_LE_PREFIXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHARSET = 0x00080005
 _WANTED: dict[int, tuple[str, str]] = {}  # tag -> (keyword, dictionary VR), filled on first use
 
 
 class _NotSimple(Exception):
-    """Bytes the quick reader leaves to pydicom (it reads them, or explains why not)."""
+    """Values the quick reader leaves to pydicom (it reads them, or explains why not)."""
 
 
 def _wanted() -> dict[int, tuple[str, str]]:
@@ -442,121 +434,55 @@ def _wanted() -> dict[int, tuple[str, str]]:
     return _WANTED
 
 
-_EXPLICIT = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
-_IMPLICIT = struct.Struct("<HHI")  # group, element, 32-bit length (also items, delimiters)
-_U32 = struct.Struct("<I")
-
-
-def _header(b: bytes, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
-    """(tag, VR or b"", value length, value offset) of the element at ``pos``."""
+def record_of(parsed: Parsed, transfer_syntax: str) -> InstanceRecord:
+    """The record of a walked data set: only the indexed elements are decoded, by pydicom's
+    own value converters, so values are the same as ``from_dataset``'s. Anything but plain
+    (a VR other than the dictionary's, a wanted element that is a sequence) is read by
+    pydicom from the same bytes."""
     try:
-        if explicit:
-            group, elem, vr, length = _EXPLICIT.unpack_from(b, pos)
-            if group != 0xFFFE:  # items and delimiters have no VR
-                if vr in _LONG_VRS:
-                    return group << 16 | elem, vr, _U32.unpack_from(b, pos + 8)[0], pos + 12
-                if not vr.isalpha() or not vr.isupper():
-                    raise _NotSimple("not explicit VR")
-                return group << 16 | elem, vr, length, pos + 8
-        group, elem, length = _IMPLICIT.unpack_from(b, pos)
-    except struct.error:
-        raise _NotSimple("truncated element header") from None
-    return group << 16 | elem, b"", length, pos + 8
+        return _record_of(parsed, transfer_syntax)
+    except (_NotSimple, UnicodeDecodeError, LookupError):
+        from io import BytesIO
+
+        from pydicom.filereader import read_dataset
+
+        data = bytes(parsed.buf)
+        enc = parsed.enc
+        stop = _past_main_tags
+        ds = read_dataset(BytesIO(data), not enc.explicit, enc.little, stop_when=stop)
+        return InstanceRecord.from_dataset(ds, transfer_syntax)
 
 
-def _skip_sequence(b: bytes, pos: int, explicit: bool, depth: int) -> int:
-    """Offset after an undefined-length sequence whose first item starts at ``pos``."""
-    if depth > 32:
-        raise _NotSimple("sequences nested too deep")
-    while True:
-        tag, _, length, pos = _header(b, pos, False)
-        if tag == _SEQ_END:
-            return pos
-        if tag != _ITEM:
-            raise _NotSimple("no item in a sequence")
-        if length != _UNDEFINED:
-            pos += length
-            continue
-        while True:  # an undefined-length item: elements up to the item delimiter
-            tag, vr, length, pos = _header(b, pos, explicit)
-            if tag == _ITEM_END:
-                break
-            if length == _UNDEFINED:
-                if explicit and vr != b"SQ":
-                    raise _NotSimple("undefined length outside a sequence")
-                pos = _skip_sequence(b, pos, explicit, depth + 1)
-            else:
-                pos += length
-        if pos > len(b):
-            raise _NotSimple("truncated item")
+def _past_main_tags(tag: Any, vr: Any, length: Any) -> bool:
+    return bool(tag > LAST_MAIN_TAG)
 
 
-def quick_record(raw: bytes) -> InstanceRecord | None:
-    """The record of a Part 10 file's bytes, read without building a pydicom Dataset: the
-    elements up to LAST_MAIN_TAG are walked, only the indexed ones are decoded (by pydicom's
-    own value converters, so values are the same as ``from_dataset``'s). None when the bytes
-    are anything but plain (big endian or deflated data set, a VR other than the dictionary's,
-    odd structure...): the caller then reads them with pydicom."""
-    try:
-        return _quick_record(raw)
-    except (_NotSimple, IndexError, UnicodeDecodeError, LookupError):
-        return None
-
-
-def _quick_record(b: bytes) -> InstanceRecord:
+def _record_of(parsed: Parsed, transfer_syntax: str) -> InstanceRecord:
     from pydicom.charset import convert_encodings
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import BaseTag
     from pydicom.values import convert_value
 
-    if b[128:132] != b"DICM":
-        raise _NotSimple("no Part 10 prefix")
-    pos, ts = 132, None
-    while pos + 8 <= len(b) and b[pos : pos + 2] == b"\x02\x00":  # meta: explicit VR LE
-        tag, _, length, pos = _header(b, pos, True)
-        if length == _UNDEFINED:
-            raise _NotSimple("undefined length in the file meta")
-        if tag == 0x00020010:
-            ts = b[pos : pos + length].decode("ascii").rstrip("\0 ")
-        pos += length
-    if ts == _IMPLICIT_LE:
-        explicit = False
-    elif ts and ts != _DEFLATED and ts.startswith(_EXPLICIT_LE_PREFIXES):
-        explicit = True
-    else:
-        raise _NotSimple(f"transfer syntax {ts!r}")
     wanted = _wanted()
-    found: list[tuple[int, str, int, int]] = []
+    enc = parsed.enc
     encodings: list[str] | None = None
-    while pos < len(b):
-        tag, vr_bytes, length, vpos = _header(b, pos, explicit)
-        if tag > LAST_MAIN_TAG:
+    found = []
+    for e in parsed.elements:
+        if e.tag > LAST_MAIN_TAG:
             break
-        if length == _UNDEFINED:
-            if explicit and vr_bytes != b"SQ":
-                raise _NotSimple("undefined length outside a sequence")
-            if tag in wanted or tag == _CHARSET:
-                raise _NotSimple("a wanted element is a sequence")
-            pos = _skip_sequence(b, vpos, explicit, 0)
-            continue
-        pos = vpos + length
-        if pos > len(b):
-            raise _NotSimple("truncated value")
-        if tag == _CHARSET:
-            if explicit and vr_bytes != b"CS":
-                raise _NotSimple("Specific Character Set is not CS")
-            elem = RawDataElement(BaseTag(tag), "CS", length, b[vpos:pos], vpos, not explicit, True,
-                                  True, False)  # fmt: skip
-            charset = convert_value("CS", elem)
-            encodings = convert_encodings(charset) if charset else None
-        elif tag in wanted:
-            vr = wanted[tag][1]
-            if explicit and vr_bytes.decode("ascii") != vr:
-                raise _NotSimple(f"VR {vr_bytes!r} for {wanted[tag][0]}")
-            found.append((tag, vr, vpos, length))
+        if e.tag == _CHARSET or e.tag in wanted:
+            vr = "CS" if e.tag == _CHARSET else wanted[e.tag][1]
+            if (enc.explicit and e.vr != vr) or e.items is not None:
+                raise _NotSimple(f"{e.vr or 'implicit'} for {vr}")
+            raw = RawDataElement(BaseTag(e.tag), vr, e.length, parsed.value(e), e.offset,
+                                 not enc.explicit, enc.little, True, False)  # fmt: skip
+            if e.tag == _CHARSET:
+                charset = convert_value("CS", raw)
+                encodings = convert_encodings(charset) if charset else None
+            else:
+                found.append(raw)
     values: dict[str, str | None] = {}
-    for tag, vr, vpos, length in found:
-        elem = RawDataElement(BaseTag(tag), vr, length, b[vpos : vpos + length], vpos, not explicit,
-                              True, True, False)  # fmt: skip
-        values[wanted[tag][0]] = _text_of(convert_value(vr, elem, encodings))
-    return InstanceRecord.from_values(values, ts)
+    for raw in found:
+        vr = wanted[raw.tag][1]
+        values[wanted[raw.tag][0]] = _text_of(convert_value(vr, raw, encodings))
+    return InstanceRecord.from_values(values, transfer_syntax)

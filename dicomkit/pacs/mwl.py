@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicomkit.dicom import dataset
 from dicomkit.pacs.match import Constraint, Flat, build_answer, compile_query, flatten, matches_all
 
 if TYPE_CHECKING:
@@ -75,105 +75,16 @@ class _Entry:
         return self._ds
 
 
-class Truncated(ValueError):
-    pass
-
-
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-
-
-def _walk(buf: bytes, pos: int, end: int, implicit: bool, until_delimiter: bool) -> int:
-    """Walk element headers (PS3.5 7.1, 7.5) and check every length fits in the file."""
-    unpack = struct.unpack_from
-    while pos < end:
-        if pos + 8 > end:
-            raise Truncated(f"element header cut at byte {pos}")
-        group, elem = unpack("<HH", buf, pos)
-        if group == 0xFFFE:  # item / delimiters (PS3.5 7.5)
-            length = unpack("<I", buf, pos + 4)[0]
-            pos += 8
-            if elem in (0xE00D, 0xE0DD):
-                if until_delimiter:
-                    return pos
-                continue
-            if length == 0xFFFFFFFF:
-                pos = _walk(buf, pos, end, implicit, True)
-                continue
-        elif implicit:
-            length = unpack("<I", buf, pos + 4)[0]
-            pos += 8
-        else:
-            vr = buf[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                if pos + 12 > end:
-                    raise Truncated(f"element header cut at byte {pos}")
-                length = unpack("<I", buf, pos + 8)[0]
-                pos += 12
-            else:
-                length = unpack("<H", buf, pos + 6)[0]
-                pos += 8
-        if length == 0xFFFFFFFF:
-            pos = _walk(buf, pos, end, implicit, True)
-            continue
-        pos += length
-        if pos > end:
-            raise Truncated(f"a value runs {pos - end} bytes past the end of the file")
-    if until_delimiter:
-        raise Truncated("a sequence or item has no delimiter: the file is cut short")
-    return pos
-
-
-def check_complete(raw: bytes) -> None:
-    """Raise ``Truncated`` unless ``raw`` is a whole Part 10 file (PS3.10 7.1) whose dataset
-    (little endian, the encodings worklist files use) ends exactly at the end of the file.
-    pydicom alone reads a truncated file without complaint, and Orthanc/DCMTK reject one."""
-    try:
-        _check_complete(raw)
-    except struct.error as exc:  # a header cut inside its own fields
-        raise Truncated(f"an element header is cut short ({exc})") from None
-
-
-def _split_meta(raw: bytes) -> tuple[bytes, int]:
-    """(transfer syntax UID, offset of the data set) of a Part 10 file (PS3.10 7.1)."""
-    if len(raw) < 132 or raw[128:132] != b"DICM":
-        raise Truncated("no DICOM preamble/prefix (not a Part 10 file)")
-    pos, end = 132, len(raw)
-    ts = b""
-    while pos + 8 <= end and struct.unpack_from("<H", raw, pos)[0] == 0x0002:
-        elem = struct.unpack_from("<H", raw, pos + 2)[0]
-        vr = raw[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            length = struct.unpack_from("<I", raw, pos + 8)[0]
-            pos += 12
-        else:
-            length = struct.unpack_from("<H", raw, pos + 6)[0]
-            pos += 8
-        if pos + length > end:
-            raise Truncated("file meta information is cut short")
-        if elem == 0x0010:
-            ts = raw[pos : pos + length].rstrip(b"\0 ")
-        pos += length
-    return ts, pos
-
-
-def _check_complete(raw: bytes) -> None:
-    ts, pos = _split_meta(raw)
-    if ts == IMPLICIT_LE:
-        _walk(raw, pos, len(raw), True, False)
-    elif ts == EXPLICIT_LE:
-        _walk(raw, pos, len(raw), False, False)
-    # Other encodings (big endian, deflated) are rare for worklists: pydicom's parse decides.
+class _NotFast(Exception):
+    """This item needs pydicom's reader (code extensions, unusual encodings)."""
 
 
 # ---- a fast reader for worklist items ------------------------------------------------------
 # pydicom builds a full Dataset (~1-2 ms per item); loading 10,000 items that way takes
-# 10-30 s. Matching needs only the text values, so little endian items are read straight
-# into a flat record here (~0.1 ms); the Dataset is parsed only for items that match.
+# 10-30 s. Matching needs only the text values, so little endian items are walked
+# (dicom/dataset.py) straight into a flat record (~0.1 ms); the Dataset is parsed only for
+# items that match.
 
-IMPLICIT_LE = b"1.2.840.10008.1.2"
-EXPLICIT_LE = b"1.2.840.10008.1.2.1"
 # PS3.5 6.1.2.5.3: VRs affected by Specific Character Set; the others are ASCII.
 _CHARSET_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC"})
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
@@ -188,10 +99,6 @@ _SIMPLE_CHARSETS = {
 }
 
 
-class _NotFast(Exception):
-    """This item needs pydicom's reader (code extensions, unusual encodings)."""
-
-
 def _implicit_vr(tag: int) -> str:
     from pydicom.datadict import dictionary_VR
 
@@ -201,48 +108,33 @@ def _implicit_vr(tag: int) -> str:
         return "UN"
 
 
-def _fast_flat(raw: bytes) -> Flat:
-    ts, pos = _split_meta(raw)
-    if ts not in (IMPLICIT_LE, EXPLICIT_LE):
+def _flat(part: dataset.Part10) -> Flat:
+    parsed = part.dataset
+    if not parsed.enc.little or part.meta.transfer_syntax == dataset.DEFLATED_LE:
         raise _NotFast("transfer syntax")
     state = {"codec": "ascii"}
-    flat, _ = _read_items(raw, pos, len(raw), ts == IMPLICIT_LE, state, False)
-    return flat
+    return _read_items(parsed, parsed.elements, state)
 
 
 def _read_items(
-    buf: bytes, pos: int, end: int, implicit: bool, state: dict[str, str], in_item: bool
-) -> tuple[Flat, int]:
-    unpack = struct.unpack_from
+    parsed: dataset.Parsed, elements: list[dataset.Element], state: dict[str, str]
+) -> Flat:
     out: Flat = {}
-    while pos < end:
-        group, elem = unpack("<HH", buf, pos)
-        if group == 0xFFFE and elem == 0xE00D:  # item delimitation (PS3.5 7.5.2)
-            return out, pos + 8
-        tag = (group << 16) | elem
-        if implicit:
-            vr = _implicit_vr(tag)
-            length = unpack("<I", buf, pos + 4)[0]
-            pos += 8
-        else:
-            vr = buf[pos + 4 : pos + 6].decode("ascii", "replace")
-            if vr.encode() in _LONG_VRS:
-                length = unpack("<I", buf, pos + 8)[0]
-                pos += 12
-            else:
-                length = unpack("<H", buf, pos + 6)[0]
-                pos += 8
-        if vr == "SQ":
-            items, pos = _read_sequence(buf, pos, length, implicit, state)
-            out[tag] = items
+    for e in elements:
+        vr = e.vr or _implicit_vr(e.tag)
+        if e.items is not None and vr in ("SQ", "UN"):
+            out[e.tag] = [
+                _read_items(
+                    parsed, dataset.walk(parsed.buf, parsed.enc, a, b, vr_of=_implicit_vr)[0], state
+                )
+                for a, b in e.items
+            ]
             continue
-        if length == 0xFFFFFFFF:
-            raise _NotFast("undefined length outside a sequence")
-        value = buf[pos : pos + length]
-        pos += length
+        group = e.tag >> 16
         if vr in _SKIP_VRS or group == 0x0002 or group % 2 == 1:
             continue
-        if tag == 0x00080005:  # Specific Character Set (PS3.3 C.12.1.1.2)
+        value = parsed.value(e)
+        if e.tag == 0x00080005:  # Specific Character Set (PS3.3 C.12.1.1.2)
             names = [v.strip() for v in value.decode("ascii", "replace").split("\\")]
             if len(names) > 1 or names[0] not in _SIMPLE_CHARSETS:
                 raise _NotFast("character set with code extensions")
@@ -252,40 +144,16 @@ def _read_items(
         parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
         vals = tuple(v for v in (p.strip(" \0") for p in parts) if v)
         if vals:
-            out[tag] = vals
-    if in_item:
-        raise Truncated("an item has no delimiter")
-    return out, pos
-
-
-def _read_sequence(
-    buf: bytes, pos: int, length: int, implicit: bool, state: dict[str, str]
-) -> tuple[list[Flat], int]:
-    unpack = struct.unpack_from
-    end = len(buf) if length == 0xFFFFFFFF else pos + length
-    items: list[Flat] = []
-    while pos < end:
-        group, elem = unpack("<HH", buf, pos)
-        item_len = unpack("<I", buf, pos + 4)[0]
-        pos += 8
-        if (group, elem) == (0xFFFE, 0xE0DD):  # sequence delimitation
-            return items, pos
-        if (group, elem) != (0xFFFE, 0xE000):
-            raise Truncated("a sequence holds something that is not an item")
-        if item_len == 0xFFFFFFFF:
-            item, pos = _read_items(buf, pos, end, implicit, state, True)
-        else:
-            item, _ = _read_items(buf, pos, pos + item_len, implicit, state, False)
-            pos += item_len
-        items.append(item)
-    return items, pos
+            out[e.tag] = vals
+    return out
 
 
 def read_flat(raw: bytes) -> Flat:
-    """The flat record of a worklist file's bytes, checked whole first."""
-    check_complete(raw)
+    """The flat record of a worklist file's bytes, checked whole first (PS3.10 7.1): pydicom
+    alone reads a truncated file without complaint, and Orthanc/DCMTK reject one."""
+    part = dataset.parse_part10(raw, vr_of=_implicit_vr)
     try:
-        return _fast_flat(raw)
+        return _flat(part)
     except (_NotFast, UnicodeDecodeError, LookupError):
         from pydicom import dcmread
 
@@ -461,9 +329,12 @@ class WorklistFolder:
         return t
 
 
-def handle_mwl_find(event: Any, worklist: WorklistFolder, cfg: ServerConfig) -> Iterator[Any]:
-    """EVT_C_FIND for the MWL SOP class: refuse unknown AEs like Orthanc, else match."""
-    calling = str(event.assoc.requestor.ae_title).strip()
+def find_items(
+    calling_aet: str, query: Dataset, is_cancelled: Callable[[], bool],
+    worklist: WorklistFolder, cfg: ServerConfig,
+) -> Iterator[Any]:  # fmt: skip
+    """MWL C-FIND (PS3.4 K.4.1.3): refuse unknown AEs like Orthanc, else match."""
+    calling = calling_aet.strip()
     if not cfg.may_find_worklist(calling):
         # Orthanc >= 1.10 refuses too (it aborts the association); a status names the cause.
         log.warning(
@@ -472,14 +343,14 @@ def handle_mwl_find(event: Any, worklist: WorklistFolder, cfg: ServerConfig) -> 
         yield UNABLE_TO_PROCESS, None
         return
     try:
-        query = event.identifier
         answers = worklist.find(query)
     except Exception:
         log.exception("worklist C-FIND failed")
         yield UNABLE_TO_PROCESS, None
         return
+    log.info("worklist C-FIND from %s: %d match(es)", calling, len(answers))
     for ds in answers:
-        if event.is_cancelled:
+        if is_cancelled():
             yield CANCEL, None
             return
         yield PENDING, ds

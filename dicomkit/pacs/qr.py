@@ -4,7 +4,7 @@ C-MOVE to AEs this PACS knows, C-GET on the requestor's own association."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +110,9 @@ def answer(level: str, values: dict[str, Any], query: Dataset) -> Dataset:
     return out
 
 
-def handle_qr_find(event: Any, index: Index) -> Iterator[Any]:
+def find_studies(query: Dataset, is_cancelled: Callable[[], bool], index: Index) -> Iterator[Any]:
+    """Patient/Study Root C-FIND (PS3.4 C.4.1): (status, answer) pairs."""
     try:
-        query = event.identifier
         level, found = find_resources(index, query)
     except BadQuery as exc:
         log.warning("C-FIND refused: %s", exc)
@@ -123,7 +123,7 @@ def handle_qr_find(event: Any, index: Index) -> Iterator[Any]:
         yield UNABLE_TO_PROCESS, None
         return
     for _res, values in found:
-        if event.is_cancelled:
+        if is_cancelled():
             yield CANCEL, None
             return
         yield PENDING, answer(level, values, query)

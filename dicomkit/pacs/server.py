@@ -11,20 +11,13 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import sqlite3
-import struct
 import threading
 import time
-from io import BytesIO
 from typing import Any
 
+from dicomkit.dicom import dataset, wire
 from dicomkit.pacs import lean, mwl, qr
-from dicomkit.pacs.index import (
-    LAST_MAIN_TAG,
-    Index,
-    InstanceRecord,
-    MissingIdentifier,
-    quick_record,
-)
+from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier, record_of
 from dicomkit.pacs.settings import ServerConfig
 from dicomkit.pacs.storage import Storage, StorageFull
 
@@ -88,111 +81,99 @@ def handle_echo(event: Any) -> int:
     return SUCCESS
 
 
-def _past_main_tags(tag: Any, vr: Any, length: Any) -> bool:
-    return bool(tag > LAST_MAIN_TAG)
+def read_record(raw: bytes | Any) -> InstanceRecord:
+    """The identifiers and main tags of a stored Part 10 file (checked whole)."""
+    part = dataset.parse_part10(raw)
+    return record_of(part.dataset, part.meta.transfer_syntax)
 
 
-def read_record(raw: bytes) -> InstanceRecord:
-    """The identifiers and main tags of a Part 10 file's bytes (nothing decompressed)."""
-    rec = quick_record(raw)
-    if rec is not None:
-        return rec
-    from pydicom.filereader import read_partial
-
-    head = read_partial(BytesIO(raw), stop_when=_past_main_tags)
-    ts = str(head.file_meta.get("TransferSyntaxUID", ""))
-    return InstanceRecord.from_dataset(head, ts)
-
-
-def _element(tag: int, vr: bytes, value: bytes) -> bytes:
-    """One explicit VR little endian element of the file meta (PS3.10 7.1)."""
-    head = struct.pack("<HH2s", tag >> 16, tag & 0xFFFF, vr)
-    if vr == b"OB":
-        return head + struct.pack("<HI", 0, len(value)) + value
-    return head + struct.pack("<H", len(value)) + value
-
-
-def _padded(text: str, pad: bytes) -> bytes:
-    raw = text.encode("ascii")
-    return raw + pad if len(raw) % 2 else raw
-
-
-def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
-    """The encoded File Meta Information pynetdicom's ``Event.encoded_dataset()`` writes
-    (same elements, same bytes: tests/unit/test_pacs_quick_record.py), without building and
-    encoding a pydicom FileMetaDataset for each instance (~0.6 ms)."""
+def _meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """The File Meta Information pynetdicom's ``Event.encoded_dataset()`` writes (same
+    elements, same bytes: tests/unit/test_dataset.py)."""
     from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-    body = b"".join(
-        (
-            _element(0x00020001, b"OB", b"\x00\x01"),
-            _element(0x00020002, b"UI", _padded(sop_class, b"\0")),
-            _element(0x00020003, b"UI", _padded(sop_instance, b"\0")),
-            _element(0x00020010, b"UI", _padded(transfer_syntax, b"\0")),
-            _element(0x00020012, b"UI", _padded(str(PYNETDICOM_IMPLEMENTATION_UID), b"\0")),
-            _element(0x00020013, b"SH", _padded(PYNETDICOM_IMPLEMENTATION_VERSION, b" ")),
-        )
-    )
-    return _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+    return dataset.encode_meta(sop_class, sop_instance, transfer_syntax,
+                               str(PYNETDICOM_IMPLEMENTATION_UID),
+                               PYNETDICOM_IMPLEMENTATION_VERSION)  # fmt: skip
 
 
-def part10_bytes(sop_class: str, sop_instance: str, transfer_syntax: str, data: bytes) -> bytes:
-    """A C-STORE's data set as a Part 10 file, with the meta pynetdicom's
-    ``Event.encoded_dataset()`` writes (pydicom encodes, or refuses, odd UIDs)."""
+def store_instance(
+    sop_class: str, sop_instance: str, transfer_syntax: str, data: bytes,
+    storage: Storage, index: Index,
+) -> tuple[int, str]:  # fmt: skip
+    """Store one received data set, as sent, durably, then index it: the C-STORE status
+    and an error comment. Shared by the pynetdicom handler and the lean path (pacs/lean.py).
+
+    Nothing corrupt is acknowledged: the data set is walked to its end first (one that ends
+    mid-element or has trailing bytes is "Cannot understand", PS3.4 B.2.3), and its SOP Class
+    and Instance UIDs must be the command's ("Data Set does not match SOP Class", as Orthanc
+    and DCMTK's storescp answer)."""
     try:
-        if not (sop_class and sop_instance):
-            raise ValueError("no SOP Class or Instance UID")
-        meta = file_meta(sop_class, sop_instance, transfer_syntax)
-    except (ValueError, struct.error, UnicodeEncodeError):
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.uid import UID
-        from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-        from pynetdicom.dsutils import encode_file_meta
-
-        fm = FileMetaDataset()
-        fm.MediaStorageSOPClassUID = UID(sop_class)
-        fm.MediaStorageSOPInstanceUID = UID(sop_instance)
-        fm.TransferSyntaxUID = UID(transfer_syntax)
-        fm.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
-        fm.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
-        meta = encode_file_meta(fm)
-    return b"".join((b"\0" * 128, b"DICM", meta, data))
-
-
-def part10(event: Any) -> bytes:
-    """A C-STORE's data set as a Part 10 file: what ``event.encoded_dataset()`` returns."""
-    request = event.request
-    uids = (request.AffectedSOPClassUID, request.AffectedSOPInstanceUID)
+        parsed = dataset.parse(data, transfer_syntax, vr_of=_dictionary_vr)
+    except dataset.Malformed as exc:
+        log.warning("C-STORE of %s refused: the data set is not whole: %s", sop_instance, exc)
+        return CANNOT_UNDERSTAND, f"data set not whole: {exc}"
+    ds_class, ds_instance = parsed.sop_uids()
+    if (ds_class, ds_instance) != (sop_class, sop_instance):
+        what = "Class" if ds_class != sop_class else "Instance"
+        ours, theirs = (ds_class, sop_class) if what == "Class" else (ds_instance, sop_instance)
+        log.warning("C-STORE refused: the data set's SOP %s UID %r is not the command's %r",
+                    what, ours, theirs)  # fmt: skip
+        return DATA_SET_DOES_NOT_MATCH, f"SOP {what} UID differs from the command's"
     try:
-        if not all(isinstance(u, str) and u for u in uids):
-            raise ValueError("no SOP Class or Instance UID")
-        meta = file_meta(uids[0], uids[1], str(event.context.transfer_syntax))
-    except (ValueError, struct.error):  # odd UIDs: pydicom encodes (or refuses) them
-        return bytes(event.encoded_dataset())
-    return b"".join((b"\0" * 128, b"DICM", meta, request.DataSet.getvalue()))
-
-
-def handle_store(event: Any, storage: Storage, index: Index) -> int:
-    """C-STORE: keep the bytes exactly as received, durably, then index them."""
-    try:
-        raw = part10(event)  # file meta + the data set as sent: nothing decoded
-    except Exception:
-        log.exception("C-STORE: cannot parse the data set")
-        return CANNOT_UNDERSTAND
-    return store_raw(raw, storage, index)
-
-
-def store_raw(raw: bytes, storage: Storage, index: Index) -> int:
-    """Store one received instance (Part 10 bytes): the status to answer the C-STORE with.
-    Shared by the pynetdicom handler and the lean path (pacs/lean.py)."""
-    try:
-        rec = read_record(raw)
+        rec = record_of(parsed, transfer_syntax)
     except MissingIdentifier as exc:
         log.warning("C-STORE refused: %s", exc)
-        return DATA_SET_DOES_NOT_MATCH
+        return DATA_SET_DOES_NOT_MATCH, str(exc)
     except Exception:
-        log.exception("C-STORE: cannot parse the data set")
-        return CANNOT_UNDERSTAND
+        log.exception("C-STORE: cannot read the data set's main tags")
+        return CANNOT_UNDERSTAND, "cannot read the main tags"
+    raw = _meta(sop_class, sop_instance, transfer_syntax) + data
+    return _keep(rec, raw, storage, index), ""
+
+
+def store_part10(raw: bytes, storage: Storage, index: Index) -> tuple[int, str]:
+    """A Part 10 file's bytes (STOW-RS): checked and stored as a C-STORE's data set, under
+    the UIDs its data set names."""
+    try:
+        meta = dataset.read_meta(raw)
+        uids = dataset.parse(raw, meta.transfer_syntax, meta.offset).sop_uids()
+    except dataset.Malformed as exc:
+        return CANNOT_UNDERSTAND, str(exc)
+    return store_instance(*uids, meta.transfer_syntax, raw[meta.offset :], storage, index)
+
+
+def _dictionary_vr(tag: int) -> str:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def handle_store(event: Any, storage: Storage, index: Index) -> Any:
+    """EVT_C_STORE: the store service on the data set's bytes as received (nothing decoded)."""
+    from pydicom.dataset import Dataset
+
+    request = event.request
+    status, comment = store_instance(
+        str(request.AffectedSOPClassUID or ""),
+        str(request.AffectedSOPInstanceUID or ""),
+        str(event.context.transfer_syntax),
+        request.DataSet.getvalue(),
+        storage,
+        index,
+    )
+    rsp = Dataset()
+    rsp.Status = status
+    if comment:
+        rsp.ErrorComment = comment[:64]
+    return rsp
+
+
+def _keep(rec: InstanceRecord, raw: bytes, storage: Storage, index: Index) -> int:
+    """Write the file durably, then index it: the status to answer with."""
     try:
         if index.instance_path(rec.sop_uid) is not None:
             # Orthanc's default (OverwriteInstances false): keep the first copy, answer Success.
@@ -253,11 +234,32 @@ def reconcile(storage: Storage, index: Index) -> int:
     return added
 
 
-def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig) -> Any:
-    if str(event.request.AffectedSOPClassUID) == mwl.MWL_FIND:
-        yield from mwl.handle_mwl_find(event, worklist, cfg)
+UNABLE_TO_PROCESS = 0xC000  # C-FIND: Unable to process (PS3.4 C.4.1.1.4)
+
+
+def answer_find(
+    sop_class: str, calling_aet: str, query: Any, is_cancelled: Any,
+    worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig,
+) -> Any:  # fmt: skip
+    """C-FIND, on either path: (status, answer) pairs for the worklist or the index."""
+    if sop_class == mwl.MWL_FIND:
+        yield from mwl.find_items(calling_aet, query, is_cancelled, worklist, cfg)
     else:
-        yield from qr.handle_qr_find(event, index)
+        yield from qr.find_studies(query, is_cancelled, index)
+
+
+def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig) -> Any:
+    """EVT_C_FIND: the find service on the decoded identifier."""
+    try:
+        query = event.identifier
+    except Exception:
+        log.exception("C-FIND: cannot decode the identifier")
+        yield UNABLE_TO_PROCESS, None
+        return
+    calling = str(event.assoc.requestor.ae_title)
+    sop_class = str(event.request.AffectedSOPClassUID)
+    yield from answer_find(sop_class, calling, query, lambda: event.is_cancelled, worklist,
+                           index, cfg)  # fmt: skip
 
 
 def handle_conn_open(event: Any, max_pdu: int, timeout: float) -> None:
@@ -418,7 +420,7 @@ class PacsServer:
         self.worklist.start_sweeper(2.0, self._stop)
         ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
         handlers = self.handlers()
-        use_lean = lean.enabled()
+        use_lean = wire.enabled()
         for port in ports:
             contexts = _SharedContexts(self.ae.supported_contexts)
             if use_lean:
@@ -429,7 +431,7 @@ class PacsServer:
                 )
             self._servers.append(server)
             log.info("DICOM listening on %s:%d as %s%s", cfg.host, port, cfg.aet,
-                     "" if use_lean else f" ({lean.LEAN_ENV}=0: pynetdicom only)")  # fmt: skip
+                     "" if use_lean else " (DICOMKIT_LEAN=0: pynetdicom only)")  # fmt: skip
         self._http = start_http(self)
         log.info("HTTP listening on %s:%d", cfg.host, cfg.http_port)
 

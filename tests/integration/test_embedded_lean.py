@@ -18,7 +18,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomkit.dicom import rawfind
+from dicomkit.dicom import leanscu, wire
+from dicomkit.dicom.net import Peer
 from dicomkit.pacs import lean
 from dicomkit.pacs.server import PacsServer
 from dicomkit.pacs.settings import Modality
@@ -94,11 +95,11 @@ def wait_idle(pacs: PacsServer, timeout: float = 5.0) -> None:
 
 def test_dispatch_decision(pacs: PacsServer) -> None:
     for sop, ours in ((MWL, True), ("1.2.840.10008.1.1", True), (STUDY_FIND, False)):
-        rq = lean.parse_associate_rq(rawfind.associate_rq(AET, "X", sop)[6:])
-        assert rq is not None and rq.calling == "X" and rq.max_pdu == rawfind.MAX_PDU
-        assert all(ab in pacs.lean_contexts for _, ab, _ in rq.contexts) is ours
+        rq = lean.parse_associate_rq(associate_rq(AET, "X", sop)[6:])
+        assert rq is not None and rq.calling == "X" and rq.max_pdu == wire.MAX_PDU
+        assert all(ab in pacs.lean_contexts for ab, _ in rq.contexts.values()) is ours
     # Anything odd goes to pynetdicom: a bad protocol version, a truncated item, role selection.
-    body = rawfind.associate_rq(AET, "X", MWL)[6:]
+    body = associate_rq(AET, "X", MWL)[6:]
     assert lean.parse_associate_rq(b"\x00\x02" + body[2:]) is None
     assert lean.parse_associate_rq(body[:-3]) is None
     role = struct.pack(">BBH", 0x54, 0, 4) + b"\0\x00\x01\x01"
@@ -167,8 +168,8 @@ def test_dicomkit_worklist_client_is_served_lean(pacs: PacsServer, count: Counte
     query = Dataset()
     query.AccessionNumber = "ACC-2"
     query.PatientName = ""
-    peer = rawfind.Peer("127.0.0.1", pacs.cfg.mwl_port, AET)
-    answers = rawfind.quick_find(peer, "DICOMKIT", MWL, query)
+    peer = Peer("127.0.0.1", pacs.cfg.mwl_port, AET)
+    answers = leanscu.find(peer, "DICOMKIT", MWL, query, 10)
     assert answers is not None and [a.AccessionNumber for a in answers] == ["ACC-2"]
     assert str(answers[0].PatientName) == "山田^太郎"
     assert count.n == 1
@@ -205,14 +206,26 @@ def test_qr_find_move_get_go_to_pynetdicom(
 # ---- raw sockets: cancel, PDU sizes, malformed input -------------------------------------------
 
 
+def associate_rq(called: str, calling: str, abstract: str) -> bytes:
+    a = wire.Associate(called, calling, contexts={1: (abstract, list(leanscu.PROPOSED))})
+    return wire.encode_associate(wire.ASSOCIATE_RQ, a)
+
+
+def c_find_rq(sop_class: str) -> bytes:
+    return wire.encode_command({
+        wire.AFFECTED_SOP_CLASS: sop_class, wire.COMMAND_FIELD: wire.C_FIND_RQ,
+        wire.MESSAGE_ID: 1, wire.PRIORITY: 2, wire.DATA_SET_TYPE: 0,
+    })  # fmt: skip
+
+
 def _associate(port: int, abstract: str, max_pdu: int, calling: str = "DICOMKIT") -> socket.socket:
-    rq = bytearray(rawfind.associate_rq(AET, calling, abstract))
+    rq = bytearray(associate_rq(AET, calling, abstract))
     at = rq.index(struct.pack(">BBH", 0x51, 0, 4)) + 4
     rq[at : at + 4] = struct.pack(">I", max_pdu)
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(bytes(rq))
-    link = rawfind._Link(s)
-    pdu_type, _ = link.recv_pdu()
+    link = wire.Link(s, 10)
+    pdu_type, _ = link.recv()
     assert pdu_type == 0x02
     _LINKS[s.fileno()] = link
     return s
@@ -230,19 +243,18 @@ def _pdv(control: int, data: bytes) -> bytes:
 
 
 def _cancel(msg_id: int) -> bytes:
-    elems = rawfind._element(0x00000100, struct.pack("<H", 0x0FFF))
-    elems += rawfind._element(0x00000120, struct.pack("<H", msg_id))
-    elems += rawfind._element(0x00000800, struct.pack("<H", 0x0101))
-    return rawfind._element(0x00000000, struct.pack("<I", len(elems))) + elems
+    return wire.encode_command({wire.COMMAND_FIELD: wire.C_CANCEL_RQ, wire.RESPONDED_TO: msg_id,
+                                wire.DATA_SET_TYPE: wire.NO_DATA_SET})  # fmt: skip
 
 
 def _responses(s: socket.socket) -> list[tuple[int, bytes | None]]:
-    link = link_of(s)
+    messages = wire.Messages(link_of(s), 16384, {1})
     out: list[tuple[int, bytes | None]] = []
     while True:
-        _f, _m, status, dtype = rawfind.parse_command(rawfind._read_fragments(link.next_pdv, True))
-        data = None if dtype == 0x0101 else rawfind._read_fragments(link.next_pdv, False)
-        out.append((status, data))
+        msg = messages.read()
+        status = msg.command.us(wire.STATUS)
+        assert status is not None
+        out.append((status, msg.data))
         if status not in (0xFF00, 0xFF01):
             return out
 
@@ -251,24 +263,22 @@ def _all_items() -> bytes:
     q = Dataset()
     q.AccessionNumber = ""
     q.PatientName = ""
-    return rawfind._encode(q, True)
+    return leanscu._encode(q, True)
 
 
 def test_c_cancel_between_answers(pacs: PacsServer, count: Counter) -> None:
     s = _associate(pacs.cfg.mwl_port, MWL, 16384)
     try:
         # Request and cancel in one write: the cancel is waiting before the first answer.
-        s.sendall(
-            _pdv(0x03, rawfind.c_find_rq(MWL)) + _pdv(0x02, _all_items()) + _pdv(0x03, _cancel(1))
-        )
+        s.sendall(_pdv(0x03, c_find_rq(MWL)) + _pdv(0x02, _all_items()) + _pdv(0x03, _cancel(1)))
         rsps = _responses(s)
         assert rsps[-1][0] == 0xFE00 and len(rsps) - 1 < 3, rsps
         # The association goes on: the same query uncancelled returns every item.
-        s.sendall(_pdv(0x03, rawfind.c_find_rq(MWL)) + _pdv(0x02, _all_items()))
+        s.sendall(_pdv(0x03, c_find_rq(MWL)) + _pdv(0x02, _all_items()))
         rsps = _responses(s)
         assert rsps[-1][0] == 0x0000 and len(rsps) - 1 >= 3
         s.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))
-        assert link_of(s).recv_pdu()[0] == 0x06
+        assert link_of(s).recv()[0] == 0x06
     finally:
         s.close()
     assert count.n == 1
@@ -288,21 +298,21 @@ def test_peer_max_pdu_4096_is_honoured(pacs: PacsServer, tmp_path: Path) -> None
     s = _associate(pacs.cfg.mwl_port, MWL, 4096)
     sizes: list[int] = []
     link = link_of(s)
-    orig = link.recv_pdu
+    orig = link.recv
 
-    def recv_pdu() -> tuple[int, bytes]:
+    def recv() -> tuple[int, bytes]:
         pdu = orig()
         sizes.append(len(pdu[1]))
         return pdu
 
-    link.recv_pdu = recv_pdu
+    link.recv = recv
     try:
-        s.sendall(_pdv(0x03, rawfind.c_find_rq(MWL)) + _pdv(0x02, rawfind._encode(q, True)))
+        s.sendall(_pdv(0x03, c_find_rq(MWL)) + _pdv(0x02, leanscu._encode(q, True)))
         rsps = _responses(s)
     finally:
         s.close()
     assert rsps[-1][0] == 0x0000 and len(rsps) == 2
-    answer = rawfind._decode(rsps[0][1] or b"", True)
+    answer = leanscu._decode(rsps[0][1] or b"", True)
     assert answer.PatientComments == "x" * 10000
     assert max(sizes) <= 4096 and len(sizes) > 3, sizes
 
@@ -315,7 +325,7 @@ def test_peer_max_pdu_4096_is_honoured(pacs: PacsServer, tmp_path: Path) -> None
         struct.pack(">BBI", 0x04, 0, 8) + struct.pack(">IBB", 50, 1, 3) + b"ab",  # PDV > PDU
         struct.pack(">BBI", 0x04, 0, 0xFFFFFFFF),  # a 4 GiB PDU announced
         _pdv(0x03, b"\x00\x00\x00\x00\xff"),  # a broken command set
-        _pdv(0x03, rawfind.c_find_rq(MWL)) + b"\x07\x00",  # half an A-ABORT header, then close
+        _pdv(0x03, c_find_rq(MWL)) + b"\x07\x00",  # half an A-ABORT header, then close
     ],
 )
 def test_garbage_after_association_aborts_and_frees_the_slot(
@@ -357,7 +367,7 @@ def test_association_limit_counts_lean_and_pynetdicom(pacs: PacsServer) -> None:
 
 
 def test_kill_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(lean.LEAN_ENV, "0")
+    monkeypatch.setenv("DICOMKIT_LEAN", "0")
     count = Counter(monkeypatch)
     srv = make_server(tmp_path)
     try:

@@ -1,4 +1,4 @@
-"""The bare-socket C-STORE sender against DCMTK storescp: byte-faithful, fragmented to the
+"""The lean C-STORE sender against DCMTK storescp: byte-faithful, fragmented to the
 peer's maximum PDU, and giving way to pynetdicom for what it does not handle."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import pydicom
 import pytest
 from pynetdicom.dsutils import split_dataset
 
+from dicomkit.dicom import wire
+from dicomkit.dicom.leanscu import OutgoingFile, StoreAssociation
 from dicomkit.dicom.net import Peer
-from dicomkit.dicom.rawstore import RawFile, RawStoreAssociation, Unusual
 from dicomkit.dicom.scu import FileResult, collect_files, store_files
 from tests.conftest import free_port, need, testdata, wait_port
 
@@ -63,13 +64,13 @@ def test_files_arrive_byte_for_byte(storescp_small_pdu: tuple[int, Path]) -> Non
 
 def test_fragmentation_follows_the_peer_maximum(storescp_small_pdu: tuple[int, Path]) -> None:
     port, _ = storescp_small_pdu
-    ra = RawStoreAssociation(Peer("127.0.0.1", port, "STORESCP"), "DICOMKIT", 10)
+    ra = StoreAssociation(Peer("127.0.0.1", port, "STORESCP"), "DICOMKIT", 10)
     f = testdata("CT_small.dcm")
     meta, offset = split_dataset(f)
     ra.open([(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))])
     try:
-        assert ra.fragment == 4096 - 6
-        status, _ = ra.store(RawFile(f, str(meta.MediaStorageSOPClassUID),
+        assert ra.client is not None and ra.client.messages.fragment == 4096 - 6
+        status, _ = ra.store(OutgoingFile(f, str(meta.MediaStorageSOPClassUID),
                                      str(meta.MediaStorageSOPInstanceUID),
                                      str(meta.TransferSyntaxUID), offset))  # fmt: skip
         assert status == 0x0000
@@ -78,8 +79,8 @@ def test_fragmentation_follows_the_peer_maximum(storescp_small_pdu: tuple[int, P
 
 
 def test_no_peer_is_left_to_the_full_stack() -> None:
-    ra = RawStoreAssociation(Peer("127.0.0.1", free_port(), "STORESCP"), "DICOMKIT", 2)
-    with pytest.raises(Unusual):
+    ra = StoreAssociation(Peer("127.0.0.1", free_port(), "STORESCP"), "DICOMKIT", 2)
+    with pytest.raises(wire.Unsupported):
         ra.open([("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")])
 
 

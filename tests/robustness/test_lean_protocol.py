@@ -294,9 +294,9 @@ def test_parse_marks_what_pynetdicom_cannot_handle() -> None:
     no_abstract = item(0x20, bytes([1, 0, 0, 0]) + item(0x40, IMPLICIT_LE.encode()))
     for contexts in (no_abstract, context(2, VERIFICATION, IMPLICIT_LE)):
         rq = lean.parse_associate_rq(associate_rq(contexts)[6:])
-        assert rq is not None and rq.malformed
+        assert rq is not None and lean.malformed(rq)
     rq = lean.parse_associate_rq(associate_rq()[6:])
-    assert rq is not None and not rq.malformed
+    assert rq is not None and not lean.malformed(rq)
 
 
 def test_rq_item_overrunning_the_pdu(pacs: PacsServer) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from dicomkit.dicom import worklist
+from dicomkit.dicom.dataset import Malformed
 from dicomkit.dicom.worklist import WorklistQuery
-from dicomkit.pacs.mwl import Truncated, WorklistFolder, check_complete
+from dicomkit.pacs.mwl import WorklistFolder, read_flat
 from dicomkit.ris.models import OrderIn
 from dicomkit.ris.store import OrderStore
 
@@ -93,23 +94,23 @@ def test_corrupt_files_are_skipped_and_logged(
     assert "skipping" not in caplog.text  # logged once, not on every query
 
 
-def test_check_complete_catches_truncation(store: OrderStore) -> None:
+def test_read_flat_catches_truncation(store: OrderStore) -> None:
     store.create(_order("A1", name="山田^太郎"))
     good = next(store.worklist_dir.glob("*.wl")).read_bytes()
-    check_complete(good)
+    read_flat(good)
     # A cut exactly between two top-level elements leaves a valid, shorter data set (DCMTK
     # and Orthanc read it too); any cut inside an element or a sequence is caught.
     sq_start = good.index(b"\x40\x00\x00\x01SQ")  # (0040,0100) ScheduledProcedureStepSequence
     length = int.from_bytes(good[sq_start + 8 : sq_start + 12], "little")
     sq_end = sq_start + 12 + length if length != 0xFFFFFFFF else good.index(b"\xfe\xff\xdd\xe0")
     for cut in range(sq_start + 1, sq_end):
-        with pytest.raises(Truncated):
-            check_complete(good[:cut])
+        with pytest.raises(Malformed):
+            read_flat(good[:cut])
     caught = 0
     for cut in range(1, len(good)):
         try:
-            check_complete(good[:cut])
-        except Truncated:
+            read_flat(good[:cut])
+        except Malformed:
             caught += 1
     assert caught > 0.9 * len(good)
 
