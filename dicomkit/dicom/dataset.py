@@ -34,6 +34,56 @@ MAX_DEPTH = 64  # sequences nested deeper are refused (no real IOD comes close)
 META_END = 0x0002FFFF  # as ``stop``: the end of group 0002, whatever follows
 
 
+# PS3.5 Table 6.2-1: the VRs, and whether each has the long explicit header (Table 7.1-1).
+_VRS = {
+    v.encode(): (v, v in LONG_VRS)
+    for v in [
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FL",
+        "FD",
+        "IS",
+        "LO",
+        "LT",
+        "OB",
+        "OD",
+        "OF",
+        "OL",
+        "OV",
+        "OW",
+        "PN",
+        "SH",
+        "SL",
+        "SQ",
+        "SS",
+        "ST",
+        "SV",
+        "TM",
+        "UC",
+        "UI",
+        "UL",
+        "UN",
+        "UR",
+        "US",
+        "UT",
+        "UV",
+    ]
+}
+
+
+def _other_vr(raw: bytes, tag: int, pos: int) -> tuple[str, bool]:
+    """A VR not in the table: two capital letters (a newer VR, short header), else refused."""
+    vr = raw.decode("latin-1")
+    if len(vr) == 2 and vr.isalpha() and vr.isupper():
+        return vr, False
+    raise Malformed(f"{tag_name(tag)} at byte {pos} has no valid VR ({vr!r})")
+
+
 class Malformed(ValueError):
     """The bytes are not a whole, well-formed data set; the message says where and why."""
 
@@ -78,8 +128,9 @@ class _Walker:
         self.vr_of = vr_of
         e = "<" if enc.little else ">"
         self.tag = struct.Struct(e + "HH")
-        self.u16 = struct.Struct(e + "H")
         self.u32 = struct.Struct(e + "I")
+        # One unpack per element header: tag, VR and 16-bit length, or (implicit) tag and length.
+        self.head = struct.Struct(e + ("HH2sH" if enc.explicit else "HHI"))
         # UN of undefined length holds Implicit VR Little Endian (PS3.5 6.2.2)
         self.un = self if not enc.explicit and enc.little else None
 
@@ -94,10 +145,14 @@ class _Walker:
         """The elements from ``pos`` to ``end`` (or to an item delimiter with ``in_item``);
         returns them and the offset after the last (after the delimiter)."""
         buf, out = self.buf, list[Element]()
+        explicit, head, u32 = self.explicit, self.head.unpack_from, self.u32.unpack_from
         while pos < end:
             if pos + 8 > end:
                 raise Malformed(f"an element header at byte {pos} is cut short")
-            group, elem = self.tag.unpack_from(buf, pos)
+            if explicit:
+                group, elem, vr_raw, length = head(buf, pos)
+            else:
+                group, elem, length = head(buf, pos)
             tag = group << 16 | elem
             if group == 0xFFFE:
                 if tag == ITEM_END and in_item:
@@ -107,18 +162,17 @@ class _Walker:
                 )
             if stop is not None and (tag > stop or (stop == META_END and group != 0x0002)):
                 return out, pos
-            if self.explicit:
-                vr = bytes(buf[pos + 4 : pos + 6]).decode("latin-1")
-                if vr in LONG_VRS:
+            if explicit:
+                kind = _VRS.get(vr_raw) or _other_vr(vr_raw, tag, pos)
+                vr = kind[0]
+                if kind[1]:
                     if pos + 12 > end:
                         raise Malformed(f"the header of {tag_name(tag)} at byte {pos} is cut short")
-                    length, vpos = self.u32.unpack_from(buf, pos + 8)[0], pos + 12
-                elif len(vr) == 2 and vr.isalpha() and vr.isupper():
-                    length, vpos = self.u16.unpack_from(buf, pos + 6)[0], pos + 8
+                    length, vpos = u32(buf, pos + 8)[0], pos + 12
                 else:
-                    raise Malformed(f"{tag_name(tag)} at byte {pos} has no valid VR ({vr!r})")
+                    vpos = pos + 8
             else:
-                vr, length, vpos = "", self.u32.unpack_from(buf, pos + 4)[0], pos + 8
+                vr, vpos = "", pos + 8
             element = Element(tag, vr, vpos, 0)
             if length == UNDEFINED:
                 if self.explicit and vr not in ("SQ", "UN", "OB", "OW"):

@@ -262,6 +262,16 @@ def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: Ser
                            index, cfg)  # fmt: skip
 
 
+def handle_accepted(event: Any) -> None:
+    """One log line per association naming the path that serves it (pacs/lean.py logs its own)."""
+    assoc = event.assoc
+    contexts = ", ".join(
+        f"{cx.abstract_syntax} ({cx.transfer_syntax[0]})" for cx in assoc.accepted_contexts
+    )
+    log.info("association from %s served by pynetdicom: %s",
+             str(assoc.requestor.ae_title).strip(), contexts or "no context")  # fmt: skip
+
+
 def handle_conn_open(event: Any, max_pdu: int, timeout: float) -> None:
     """Refuse PDUs larger than we announced: pynetdicom would buffer any length a peer
     claims (up to 4 GiB), so a hostile header could exhaust memory. And give each PDU a
@@ -402,6 +412,7 @@ class PacsServer:
         return [
             nodelay_handler(),
             (evt.EVT_CONN_OPEN, handle_conn_open, [self.cfg.max_pdu, self.cfg.network_timeout]),
+            (evt.EVT_ACCEPTED, handle_accepted),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [self.storage, self.index]),
             (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
