@@ -95,6 +95,10 @@ def _decompress(ds: Dataset) -> None:
         decompress(ds, as_rgb=True, generate_instance_uid=False)
     except Exception as exc:
         raise CannotTranscode(f"pydicom cannot decode it ({type(exc).__name__}: {exc})") from exc
+    # PS3.3 C.7.6.3: the Extended Offset Table only describes encapsulated Pixel Data.
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in ds:
+            delattr(ds, keyword)
     if photometric != str(ds.PhotometricInterpretation):
         log.info(
             "PhotometricInterpretation %s -> %s (decoded)",

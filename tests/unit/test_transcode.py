@@ -93,3 +93,11 @@ def test_what_pydicom_cannot_decode_says_why() -> None:
             transcode(ds, EXPLICIT_LE)
     else:
         pytest.skip("this pydicom decodes 12-bit JPEG extended")
+
+
+def test_extended_offset_table_goes_with_the_encapsulation() -> None:
+    ds = pydicom.dcmread(testdata("SC_rgb_jpeg_dcmtk.dcm"))  # one frame
+    ds.ExtendedOffsetTable = b"\x00" * 8
+    ds.ExtendedOffsetTableLengths = len(ds.PixelData).to_bytes(8, "little")
+    transcode(ds, EXPLICIT_LE)
+    assert "ExtendedOffsetTable" not in ds and "ExtendedOffsetTableLengths" not in ds
