@@ -1,11 +1,13 @@
 """The IOD an image is made as, per modality, and the modules that IOD adds to the common ones.
 
-CT and MR get their own IODs (PS3.3 A.3, A.4): their modules describe geometry and an
-acquisition that a synthetic slice can honestly carry. CR keeps the CR Image IOD (A.2), whose
-acquisition attributes are optional. DX, MG, US, NM and XA are Secondary Capture (A.8): their
-IODs require detector, exposure, transducer, energy window or positioner data as Type 1
-(e.g. DX Detector's Imager Pixel Spacing, NM's Energy Window Information, XA's Positioner
-angles) that a lab image drawn with Pillow does not have; Conversion Type SYN says what it is.
+CT, MR and US get their own IODs (PS3.3 A.3, A.4, A.6): their required modules describe
+geometry or an acquisition that a synthetic single frame can honestly carry. CR keeps the CR
+Image IOD (A.2), whose acquisition attributes are optional. DX, MG, NM and XA are Secondary
+Capture (A.8.1), with Conversion Type SYN (synthetic): their IODs require as Type 1 what a
+drawn image does not have - DX and MG an Image Laterality of R, L, U or B (no value for "side
+not known", which an order such as "XR HAND" leaves open), a Patient Orientation and the
+detector's Imager Pixel Spacing; NM its energy windows and detector sequences; XA its
+positioner angles and exposure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Sto
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
 SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
 
 PIXEL_SPACING_MM = 0.5  # a 512 x 512 image is 256 mm wide: about a head or a knee
 
@@ -118,6 +121,29 @@ def _fill_cr(ds: Dataset, gray: bytes) -> None:
     _gray8(ds, gray)
 
 
+# Body Part Examined -> US Image Type value 3 (PS3.3 C.8.5.6.1.1 defined terms).
+_US_REGION = {
+    "ABDOMEN": "ABDOMINAL",
+    "LIVER": "ABDOMINAL",
+    "KIDNEY": "ABDOMINAL",
+    "PELVIS": "PELVIC",
+    "BREAST": "BREAST",
+    "HEART": "CARDIAC",
+    "CHEST": "CHEST",
+    "NECK": "NECK",
+    "HEAD": "HEAD",
+}
+
+
+def _fill_us(ds: Dataset, gray: bytes) -> None:
+    """US Image IOD (PS3.3 A.6): US Image module C.8.5.6, one 2D frame."""
+    region = _US_REGION.get(str(ds.get("BodyPartExamined", "")), "")
+    # C.8.5.6.1.1: value 3 the examined region, value 4 the mode as a bit map (0001: 2D).
+    ds.ImageType = ["ORIGINAL", "PRIMARY", region, "0001"]
+    ds.PatientOrientation = ""  # General Image, Type 2C: no Image Plane module here
+    _gray8(ds, gray)
+
+
 def _fill_sc(ds: Dataset, gray: bytes) -> None:
     """Secondary Capture Image IOD (PS3.3 A.8.1): SC Equipment (C.8.6.1) and SC Image."""
     ds.ImageType = ["DERIVED", "SECONDARY"]
@@ -129,8 +155,9 @@ def _fill_sc(ds: Dataset, gray: bytes) -> None:
 CT = Iod(CT_IMAGE_STORAGE, "CT Image (PS3.3 A.3)", _fill_ct)
 MR = Iod(MR_IMAGE_STORAGE, "MR Image (PS3.3 A.4)", _fill_mr)
 CR = Iod(CR_IMAGE_STORAGE, "CR Image (PS3.3 A.2)", _fill_cr)
+US = Iod(US_IMAGE_STORAGE, "US Image (PS3.3 A.6)", _fill_us)
 SC = Iod(SC_IMAGE_STORAGE, "Secondary Capture Image (PS3.3 A.8.1)", _fill_sc)
-_BY_MODALITY = {"CT": CT, "MR": MR, "CR": CR}
+_BY_MODALITY = {"CT": CT, "MR": MR, "CR": CR, "US": US}
 
 
 def iod_for(modality: str) -> Iod:

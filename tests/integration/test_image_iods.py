@@ -25,13 +25,14 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
 CR = "1.2.840.10008.5.1.4.1.1.1"
 SC = "1.2.840.10008.5.1.4.1.1.7"
+US = "1.2.840.10008.5.1.4.1.1.6.1"
 
 ORDERS = {
     "CR": ("XR CHEST", CR),
     "CT": ("CT HEAD", CT),
     "MR": ("MR KNEE LEFT", MR),
     "DX": ("XR HAND", SC),
-    "US": ("US ABDOMEN", SC),
+    "US": ("US ABDOMEN", US),
     "MG": ("MAMMO SCREENING", SC),
     "NM": ("NM BONE SCAN", SC),
     "XA": ("XA CORONARY ANGIO", SC),
