@@ -7,6 +7,7 @@ every instance pydicom can decode; an instance pydicom cannot decode is listed w
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pydicom.uid import UID
 from dicomkit.dicom.net import Peer
 from dicomkit.dicom.scu import store_files
 from dicomkit.pacs.settings import Modality
-from tests.conftest import free_port, need, start_pacs, wait_port
+from tests.conftest import free_port, need, start_pacs, testdata, wait_port
 
 pytestmark = pytest.mark.dcmtk
 
@@ -217,3 +218,24 @@ def test_converted_instances_are_correct(
         # The same pixels pydicom decodes from the stored file (colour converted to RGB).
         assert np.array_equal(received.pixel_array, stored.pixel_array), s.name
     assert converted >= 20, f"only {converted} instances needed converting: the set-up changed?"
+
+
+def test_the_log_says_what_was_converted(
+    loaded: Loaded, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    j2k = pydicom.dcmread(testdata("JPEG2000.dcm"), stop_before_pixels=True)
+    assert str(j2k.SOPInstanceUID) in loaded.instances
+    with caplog.at_level(logging.INFO, logger="dicomkit.pacs.qr"):
+        p = subprocess.run(
+            [need("getscu"), "-S", "-aet", "GETSCU", "-aec", AET, "-od", str(tmp_path),
+             "-k", "QueryRetrieveLevel=IMAGE", "-k", f"StudyInstanceUID={j2k.StudyInstanceUID}",
+             "-k", f"SeriesInstanceUID={j2k.SeriesInstanceUID}",
+             "-k", f"SOPInstanceUID={j2k.SOPInstanceUID}", "127.0.0.1", str(loaded.port)],
+            capture_output=True, text=True, timeout=60, env=_env(),
+        )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert set(_received(tmp_path)) == {str(j2k.SOPInstanceUID)}
+    said = [r.getMessage() for r in caplog.records if r.name == "dicomkit.pacs.qr"]
+    assert any(
+        str(j2k.SOPInstanceUID) in m and "decoded JPEG 2000 Image Compression to" in m for m in said
+    ), said
