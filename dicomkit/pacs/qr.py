@@ -255,5 +255,8 @@ def _in_accepted_syntax(ds: Dataset, sop_class: str, stored: str, accepted: list
     except CannotTranscode as exc:
         log.warning("not sent: %s stored as %s: %s", name, UID(stored).name, exc)
         return ds
+    except Exception:  # never into pynetdicom: it would end the whole retrieve with 0xC511
+        log.exception("not sent: %s stored as %s: conversion failed", name, UID(stored).name)
+        return ds
     log.info("converted %s for the peer: %s", name, what)
     return ds
