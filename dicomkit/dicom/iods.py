@@ -35,28 +35,25 @@ class Iod:
     fill: Callable[[Dataset, bytes], None]  # adds the IOD's own modules and the pixels
 
 
-def _gray8(ds: Dataset, gray: bytes) -> None:
-    # Image Pixel module (PS3.3 C.7.6.3), 8-bit monochrome.
+def _monochrome(ds: Dataset, data: bytes, bits_allocated: int, bits_stored: int) -> None:
+    # Image Pixel module (PS3.3 C.7.6.3): one unsigned grey sample per pixel.
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
+    ds.BitsAllocated = bits_allocated
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = gray
+    ds.PixelData = data
+
+
+def _gray8(ds: Dataset, gray: bytes) -> None:
+    _monochrome(ds, gray, 8, 8)
 
 
 def _gray16(ds: Dataset, values: object) -> None:
     import numpy as np
 
-    arr = np.asarray(values, dtype="<u2")
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = arr.tobytes()
+    _monochrome(ds, np.asarray(values, dtype="<u2").tobytes(), 16, 12)
 
 
 def _slice(ds: Dataset) -> None:
