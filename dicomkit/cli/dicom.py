@@ -158,8 +158,15 @@ def make_image(
         ui.print_json(info)
         return
     ui.console.print(f"{ui.OK} made {path}")
+    # Only what came from the worklist item is "copied"; the image's own UIDs are new.
+    made_here = ("sop_class_uid", "sop_instance_uid", "series_instance_uid")
+    copied = [[k, v] for k, v in info.items() if k not in ("file", "worklist_matches", *made_here)]
     ui.console.print(ui.table("Identifiers copied from the worklist item", ["tag", "value"],
-                              [[k, v] for k, v in info.items() if k != "file"]))  # fmt: skip
+                              copied))  # fmt: skip
+    ui.console.print(ui.table("New for this image", ["tag", "value"],
+                              [[k, info[k]] for k in made_here]))  # fmt: skip
+    if len(items) > 1:
+        ui.console.print(f"{len(items)} worklist items matched; the image uses the first")
     ui.equivalent(f"dcmdump {shlex.quote(str(path))}", "Inspect it")
 
 

@@ -2,7 +2,8 @@
 
 The identifiers that tie the image to the order are copied, not retyped (IHE Scheduled
 Workflow): patient, accession, Study Instance UID, requested procedure and step. Series and
-SOP Instance UIDs are new. Pixels are drawn with Pillow and carry a visible label.
+SOP Instance UIDs are new. Pixels are drawn with Pillow and carry a visible label. The IOD
+follows the ordered modality (dicom/iods.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicomkit.dicom.anatomy import anatomy_of
+from dicomkit.dicom.iods import CR_IMAGE_STORAGE, SC_IMAGE_STORAGE, iod_for
 from dicomkit.fsutil import atomic_write_bytes
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
-SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+__all__ = ["COPIED", "CR_IMAGE_STORAGE", "SC_IMAGE_STORAGE", "make_image", "save_image"]
 
 # Attributes copied from the worklist item (PS3.17 / IHE RAD TF-2 Table 4.8-1 mapping).
 COPIED = (
@@ -57,14 +59,16 @@ def _pixels(rows: int, cols: int, lines: list[str]) -> bytes:
 def make_image(
     item: Dataset, *, rows: int = 512, cols: int = 512, station_aet: str = "DICOMKIT"
 ) -> Dataset:
-    """Build a CR image (Secondary Capture for non-CR modalities) from an MWL answer."""
+    """Build the image a modality of the scheduled kind would make (its IOD: dicom/iods.py)
+    from an MWL answer."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 
     sps_seq = item.get("ScheduledProcedureStepSequence") or [Dataset()]
     sps = sps_seq[0]
     modality = str(sps.get("Modality", "") or "OT")
-    sop_class = CR_IMAGE_STORAGE if modality == "CR" else SC_IMAGE_STORAGE
+    iod = iod_for(modality)
+    sop_class = iod.sop_class
     now = _dt.datetime.now()
 
     ds = Dataset()
@@ -104,13 +108,17 @@ def make_image(
     ds.SeriesDate = ds.StudyDate
     ds.SeriesTime = ds.StudyTime
     ds.SeriesDescription = desc
-    ds.BodyPartExamined = "CHEST" if "CHEST" in desc.upper() else ""
-    ds.ViewPosition = "PA" if modality == "CR" else ""
-    ds.Manufacturer = "dicomkit"
+    code = (item.get("RequestedProcedureCodeSequence") or [Dataset()])[0]
+    where = anatomy_of(f"{desc} {code.get('CodeMeaning', '')}")
+    if where.body_part or modality == "CR":
+        ds.BodyPartExamined = where.body_part  # Type 3; Type 2 in the CR Series module
+    if where.laterality is not None:
+        ds.Laterality = where.laterality  # Type 2C: a paired or unknown body part
+    ds.Manufacturer = "dicomkit"  # General Equipment, Type 2
+    ds.ManufacturerModelName = "dicomkit make-image"
+    ds.SoftwareVersions = _version()
     ds.StationName = station_aet[:16]
     ds.InstitutionName = "dicomkit lab"
-    if sop_class == SC_IMAGE_STORAGE:
-        ds.ConversionType = "WSD"  # workstation: the SC Equipment module's Type 1 attribute
 
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
@@ -119,17 +127,9 @@ def make_image(
     ds.ContentTime = ds.StudyTime
     ds.AcquisitionDate = ds.StudyDate
     ds.AcquisitionTime = ds.StudyTime
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ""
-
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BurnedInAnnotation = "YES"  # the label below names the patient (PS3.3 C.7.6.1)
     ds.Rows = rows
     ds.Columns = cols
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
     label = [
         "dicomkit lab - synthetic image",
         f"Patient: {_ascii(ds.PatientName)}  ID: {ds.PatientID}",
@@ -137,7 +137,7 @@ def make_image(
         f"{_ascii(desc)}",
         now.strftime("%Y-%m-%d %H:%M:%S"),
     ]
-    ds.PixelData = _pixels(rows, cols, label)
+    iod.fill(ds, _pixels(rows, cols, label))
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
@@ -146,6 +146,15 @@ def make_image(
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta = meta
     return ds
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dicomkit")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _ascii(value: object) -> str:

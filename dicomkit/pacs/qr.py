@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomkit.pacs.index import LEVELS, Index, Resource
 from dicomkit.pacs.match import Flat, compile_query, matches_all
+from dicomkit.pacs.transcode import UNCOMPRESSED, CannotTranscode, choose_syntax, transcode
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -30,6 +31,7 @@ PENDING = 0xFF00
 CANCEL = 0xFE00
 IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4 Failure: Identifier does not match SOP class
 UNABLE_TO_PROCESS = 0xC000
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 
 
 class BadQuery(ValueError):
@@ -142,20 +144,20 @@ def _read(storage: Storage, path: str) -> Dataset:
 
 
 def _contexts(files: list[tuple[str, str, str]]) -> list[Any]:
-    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    """The C-MOVE sub-association's proposal: for each SOP class, one context offering the
+    uncompressed syntaxes (the destination chooses; anything stored is decoded into them if need
+    be), then one per stored syntax the PACS can send unchanged (PS3.8 9.3.2.2: at most 128)."""
     from pynetdicom.presentation import build_context
 
-    pairs: dict[str, list[str]] = {}
+    stored: dict[str, list[str]] = {}
     for _path, sop_class, ts in files:
-        tss = pairs.setdefault(sop_class, [])
-        if ts not in tss:
+        tss = stored.setdefault(sop_class, [])
+        if ts not in tss and ts not in UNCOMPRESSED:
             tss.append(ts)
-    contexts: list[Any] = []
-    for sop_class, tss in pairs.items():
-        uncompressed = all(not UID(t).is_compressed for t in tss)
-        offer = tss + ([ExplicitVRLittleEndian, ImplicitVRLittleEndian] if uncompressed else [])
-        for ts in dict.fromkeys(offer):
-            if len(contexts) < 128:  # PS3.8 9.3.2.2: at most 128 presentation contexts
+    contexts: list[Any] = [build_context(sop, list(UNCOMPRESSED)) for sop in stored][:MAX_CONTEXTS]
+    for sop_class, tss in stored.items():
+        for ts in tss:
+            if len(contexts) < MAX_CONTEXTS:
                 contexts.append(build_context(sop_class, [ts]))
     return contexts
 
@@ -173,9 +175,16 @@ def handle_move(event: Any, index: Index, storage: Storage, cfg: ServerConfig) -
     except Exception:
         log.exception("C-MOVE query failed")
         files = []
-    yield dest.host, dest.port, {"contexts": _contexts(files) or None}
+    # The destination's answer (its accepted contexts) is needed to pick each instance's
+    # transfer syntax: pynetdicom hands the sub-association to this handler on acceptance.
+    from pynetdicom import evt
+
+    store_assoc: list[Any] = []
+    on_accepted = (evt.EVT_ACCEPTED, lambda ev: store_assoc.append(ev.assoc))
+    kwargs = {"contexts": _contexts(files) or None, "evt_handlers": [on_accepted]}
+    yield dest.host, dest.port, kwargs
     yield len(files)
-    yield from _send(event, storage, files)
+    yield from _send(event, storage, files, lambda: store_assoc[0] if store_assoc else None)
 
 
 def handle_get(event: Any, index: Index, storage: Storage) -> Iterator[Any]:
@@ -186,11 +195,28 @@ def handle_get(event: Any, index: Index, storage: Storage) -> Iterator[Any]:
         log.exception("C-GET query failed")
         files = []
     yield len(files)
-    yield from _send(event, storage, files)
+    yield from _send(event, storage, files, lambda: event.assoc)
 
 
-def _send(event: Any, storage: Storage, files: list[tuple[str, str, str]]) -> Iterator[Any]:
-    for path, _sop_class, _ts in files:
+def _accepted(assoc: Any, sop_class: str) -> list[str]:
+    """Transfer syntaxes the peer accepted for storing ``sop_class`` from us (on a C-GET
+    association, the contexts whose SCP role it took: PS3.4 C.4.3.1, PS3.7 D.3.3.4)."""
+    if assoc is None:
+        return []
+    return [
+        str(cx.transfer_syntax[0])
+        for cx in assoc.accepted_contexts
+        if str(cx.abstract_syntax) == sop_class and cx.as_scu
+    ]
+
+
+def _send(
+    event: Any,
+    storage: Storage,
+    files: list[tuple[str, str, str]],
+    sub_association: Callable[[], Any],
+) -> Iterator[Any]:
+    for path, sop_class, ts in files:
         if event.is_cancelled:
             yield CANCEL, None
             return
@@ -201,4 +227,36 @@ def _send(event: Any, storage: Storage, files: list[tuple[str, str, str]]) -> It
             from pydicom.dataset import Dataset
 
             ds = Dataset()  # an empty data set: counted as a failed sub-operation
-        yield PENDING, ds
+            yield PENDING, ds
+            continue
+        yield (
+            PENDING,
+            _in_accepted_syntax(ds, sop_class, ts, _accepted(sub_association(), sop_class)),
+        )
+
+
+def _in_accepted_syntax(ds: Dataset, sop_class: str, stored: str, accepted: list[str]) -> Dataset:
+    """``ds`` ready to send in a syntax the peer accepted, converted if need be. When no
+    conversion can help, ``ds`` as stored: pynetdicom then counts a failed sub-operation."""
+    from pydicom.uid import UID
+
+    target = choose_syntax(stored, accepted)
+    if target == stored:
+        return ds
+    name = f"{UID(sop_class).name} {ds.get('SOPInstanceUID', '?')}"
+    if target is None:
+        offered = ", ".join(UID(t).name for t in accepted) or "no context at all"
+        log.warning(
+            "not sent: %s stored as %s; the peer accepted %s", name, UID(stored).name, offered
+        )
+        return ds
+    try:
+        what = transcode(ds, target)
+    except CannotTranscode as exc:
+        log.warning("not sent: %s stored as %s: %s", name, UID(stored).name, exc)
+        return ds
+    except Exception:  # never into pynetdicom: it would end the whole retrieve with 0xC511
+        log.exception("not sent: %s stored as %s: conversion failed", name, UID(stored).name)
+        return ds
+    log.info("converted %s for the peer: %s", name, what)
+    return ds
