@@ -37,12 +37,42 @@ CHUNK = 256 * 1024  # file read size; PDVs are cut to the peer's maximum PDU len
 def _open(
     peer: Peer, calling: str, contexts: list[tuple[int, str, list[str]]], timeout: float, what: str
 ) -> wire.Client:
-    client = wire.Client.open(
-        peer.host, peer.port, peer.aet, calling, contexts, timeout=timeout, version=what
-    )
+    try:
+        client = wire.Client.open(peer.host, peer.port, peer.aet, calling, contexts,
+                                  timeout=timeout, version=what,
+                                  on_silence=lambda: refuse_http(peer.host, peer.port))  # fmt: skip
+    except wire.NotDicom:
+        raise _http_error(peer.host, peer.port) from None
     log.debug("associated with %s on the lean path: proposed %s, accepted %s",
               peer, [(c, ab) for c, ab, _ in contexts], client.accepted)  # fmt: skip
     return client
+
+
+def refuse_http(host: str, port: int) -> None:
+    """For a peer silent after our A-ASSOCIATE-RQ: an HTTP server waits for the end of a
+    request's headers (Orthanc's, up to its own timeout), so ask it plainly what it is."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as s:
+            s.settimeout(1.0)
+            s.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            head = s.recv(5)
+    except OSError:
+        return
+    if head == b"HTTP/":
+        raise _http_error(host, port)
+
+
+def _http_error(host: str, port: int) -> Exception:
+    from dicomkit.errors import ConnectionFailed
+
+    return ConnectionFailed(
+        f"{host}:{port} is an HTTP server, not a DICOM one",
+        "use the PACS's DICOM port: `dicomkit status` lists it (Orthanc's defaults: "
+        "DICOM 4242, HTTP 8042)",
+        peer=f"{host}:{port}",
+    )
 
 
 def echo(peer: Peer, calling: str, timeout: float) -> int:

@@ -140,6 +140,8 @@ def find_worklist(
             raise rejected_error(peer, calling_aet, exc.result, exc.source, exc.reason) from None
         except wire.TimedOut:
             raise no_association(peer) from None
+        except DicomkitError:
+            raise
         except Exception as exc:  # decoding included: the full stack decides and explains
             log.debug("lean worklist find to %s gave way to pynetdicom: %s", peer, exc)
         else:

@@ -71,6 +71,10 @@ class Unsupported(WireError):
     """Only pynetdicom should handle (and explain) this: fall back to it."""
 
 
+class NotDicom(Unsupported):
+    """The peer answered in HTTP: a DICOM client pointed at a web port."""
+
+
 class Rejected(WireError):
     """A-ASSOCIATE-RJ (PS3.8 9.3.4): result 1 permanent / 2 transient, source, reason."""
 
@@ -559,9 +563,13 @@ class Client:
         *,
         timeout: float,
         version: str = "DICOMKIT",
+        on_silence: Callable[[], None] | None = None,
+        silence: float = 1.5,
     ) -> Client:
         """Connect and associate. Raises ``Rejected``, ``Unsupported`` (refused connection,
-        no A-ASSOCIATE-AC, nothing accepted) or ``Lost`` (a silent peer: timed out)."""
+        no A-ASSOCIATE-AC, nothing accepted) or ``Lost`` (a silent peer: timed out).
+        ``on_silence`` is called once if no answer came within ``silence`` seconds (it may
+        raise, e.g. on finding that the port serves HTTP); the wait then goes on."""
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
@@ -570,11 +578,22 @@ class Client:
         try:
             rq = Associate(called, calling, contexts={c: (ab, list(ts)) for c, ab, ts in contexts})
             link.send(encode_associate(ASSOCIATE_RQ, rq, implementation_version=version))
-            pdu_type, body = link.recv()
+            if on_silence is not None and timeout > silence:
+                link.timeout = silence
+                try:
+                    pdu_type, body = link.recv()
+                except TimedOut:
+                    on_silence()
+                    link.timeout = timeout - silence
+                    pdu_type, body = link.recv()
+                finally:
+                    link.timeout = timeout
+            else:
+                pdu_type, body = link.recv()
             if pdu_type == ASSOCIATE_RJ:
                 raise Rejected(*decode_reject(body))
             if pdu_type != ASSOCIATE_AC:
-                raise Unsupported(f"PDU type 0x{pdu_type:02X} instead of A-ASSOCIATE-AC")
+                raise ProtocolError(f"PDU type 0x{pdu_type:02X} instead of A-ASSOCIATE-AC")
             ac = decode_associate(body)
             if not ac.accepted:
                 link.abort()
@@ -582,8 +601,10 @@ class Client:
             return cls(link, ac)
         except (UnicodeEncodeError, ProtocolError) as exc:
             link.abort()
+            if bytes(link.buf[:5]) == b"HTTP/":
+                raise NotDicom("the peer answered in HTTP") from None
             raise Unsupported(str(exc)) from None
-        except WireError:
+        except BaseException:
             link.close()
             raise
 
