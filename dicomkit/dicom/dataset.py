@@ -148,7 +148,10 @@ class _Walker:
         explicit, head, u32 = self.explicit, self.head.unpack_from, self.u32.unpack_from
         while pos < end:
             if pos + 8 > end:
-                raise Malformed(f"an element header at byte {pos} is cut short")
+                raise Malformed(
+                    f"cut short, or garbage after the last element: {end - pos} stray bytes "
+                    f"at byte {pos}"
+                )
             if explicit:
                 group, elem, vr_raw, length = head(buf, pos)
             else:
@@ -167,7 +170,7 @@ class _Walker:
                 vr = kind[0]
                 if kind[1]:
                     if pos + 12 > end:
-                        raise Malformed(f"the header of {tag_name(tag)} at byte {pos} is cut short")
+                        raise Malformed(f"cut short in the header of {tag_name(tag)} at byte {pos}")
                     length, vpos = u32(buf, pos + 8)[0], pos + 12
                 else:
                     vpos = pos + 8
@@ -184,8 +187,8 @@ class _Walker:
             else:
                 if vpos + length > end:
                     raise Malformed(
-                        f"{tag_name(tag)} at byte {pos} announces {length} bytes: the data set "
-                        f"is cut short ({vpos + length - end} bytes missing)"
+                        f"cut short: {tag_name(tag)} at byte {pos} announces {length} bytes, "
+                        f"{vpos + length - end} are missing"
                     )
                 element.length = length
                 if vr == "SQ" or (not vr and self.vr_of is not None and self.vr_of(tag) == "SQ"):
@@ -193,7 +196,7 @@ class _Walker:
                 pos = vpos + length
             out.append(element)
         if in_item:
-            raise Malformed("an item has no delimiter: the data set is cut short")
+            raise Malformed("cut short: an item has no delimiter")
         return out, pos
 
     def items(
@@ -208,7 +211,7 @@ class _Walker:
             if pos >= end and not delimited:
                 return out, pos, pos
             if pos + 8 > end:
-                raise Malformed("a sequence has no delimiter: the data set is cut short")
+                raise Malformed("cut short: a sequence has no delimiter")
             group, elem = self.tag.unpack_from(buf, pos)
             tag, length = group << 16 | elem, self.u32.unpack_from(buf, pos + 4)[0]
             if tag == SEQUENCE_END and delimited:
@@ -224,8 +227,8 @@ class _Walker:
                 continue
             if vpos + length > end:
                 raise Malformed(
-                    f"the item at byte {pos} announces {length} bytes: the data set is cut short "
-                    f"({vpos + length - end} bytes missing)"
+                    f"cut short: the item at byte {pos} announces {length} bytes, "
+                    f"{vpos + length - end} are missing"
                 )
             if not fragments:
                 self.elements(vpos, vpos + length, depth)
@@ -277,12 +280,7 @@ class Parsed:
     elements: list[Element]
 
     def find(self, tag: int) -> Element | None:
-        for e in self.elements:
-            if e.tag == tag:
-                return e
-            if e.tag > tag:
-                break
-        return None
+        return next((e for e in self.elements if e.tag == tag), None)
 
     def value(self, element: Element) -> bytes:
         return bytes(self.buf[element.offset : element.offset + element.length])

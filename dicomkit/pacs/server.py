@@ -112,7 +112,7 @@ def store_instance(
         parsed = dataset.parse(data, transfer_syntax, vr_of=_dictionary_vr)
     except dataset.Malformed as exc:
         log.warning("C-STORE of %s refused: the data set is not whole: %s", sop_instance, exc)
-        return CANNOT_UNDERSTAND, f"data set not whole: {exc}"
+        return CANNOT_UNDERSTAND, str(exc)
     ds_class, ds_instance = parsed.sop_uids()
     if (ds_class, ds_instance) != (sop_class, sop_instance):
         what = "Class" if ds_class != sop_class else "Instance"

@@ -60,8 +60,12 @@ CASES = {
 
 
 def _send_raw(port: int, path: Path) -> int | None:
-    """C-STORE with pynetdicom streaming the file's data set bytes unchanged: the status, or
-    None when the peer aborted instead."""
+    return _send(port, path)[0]
+
+
+def _send(port: int, path: Path) -> tuple[int | None, str]:
+    """C-STORE with pynetdicom streaming the file's data set bytes unchanged: the status (None
+    when the peer aborted instead) and the Error Comment."""
     from pynetdicom import AE, _config
     from pynetdicom.presentation import build_context
 
@@ -74,7 +78,9 @@ def _send_raw(port: int, path: Path) -> int | None:
         assert assoc.is_established
         try:
             rsp = assoc.send_c_store(path)
-            return int(rsp.Status) if "Status" in rsp else None
+            if "Status" not in rsp:
+                return None, ""
+            return int(rsp.Status), str(rsp.get("ErrorComment", ""))
         finally:
             if assoc.is_established:
                 assoc.release()
@@ -100,8 +106,9 @@ def pacs(
 def test_embedded_pacs_refuses_and_stores_nothing(pacs: object, case: str, tmp_path: Path) -> None:
     path, meta_uid, ds_uid = _variant(tmp_path, case)
     before = pacs.index.counts()["instances"]  # type: ignore[attr-defined]
-    status = _send_raw(pacs.cfg.dicom_port, path)  # type: ignore[attr-defined]
+    status, comment = _send(pacs.cfg.dicom_port, path)  # type: ignore[attr-defined]
     assert status == CASES[case], f"{case}: 0x{status or 0:04X}"
+    assert ("cut short" if status == 0xC000 else "UID differs from the command") in comment
     assert pacs.index.counts()["instances"] == before  # type: ignore[attr-defined]
     for uid in (meta_uid, ds_uid):
         assert pacs.index.instance_path(uid) is None  # type: ignore[attr-defined]
