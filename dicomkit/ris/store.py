@@ -6,6 +6,7 @@ in between removes the file, so there is never a worklist item without an order 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
 import json
@@ -15,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dicomkit.dicom import worklist
 from dicomkit.ris.models import OrderIn, OrderOut
@@ -146,6 +148,56 @@ class OrderStore:
             db.execute("DELETE FROM orders WHERE accession = ?", (accession,))
             db.execute("COMMIT")
         return out
+
+    def update_patient(self, patient_id: str, changes: dict[str, Any]) -> builtins.list[OrderOut]:
+        """Apply new demographics (``OrderIn`` field -> value, None to clear) to every open
+        order of ``patient_id`` and rewrite their worklist items in place (same item, same
+        UIDs). Every order is validated before anything is written: all change, or none.
+        Raises pydantic's ``ValidationError`` for a value that breaks a VR rule."""
+        with self._lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT data FROM orders WHERE json_extract(data, '$.order.patient_id') = ?",
+                    (patient_id,),
+                ).fetchall()
+                old = [OrderOut.model_validate(json.loads(r[0])) for r in rows]
+                new = [
+                    o.model_copy(
+                        update={
+                            "order": OrderIn.model_validate({**o.order.model_dump(), **changes})
+                        }
+                    )
+                    for o in old
+                ]
+                written: builtins.list[OrderOut] = []
+                try:
+                    for before, after in zip(old, new, strict=False):
+                        db.execute(
+                            "UPDATE orders SET data = ? WHERE accession = ?",
+                            (after.model_dump_json(), after.order.accession),
+                        )
+                        written.append(before)
+                        worklist.write_item(
+                            self.worklist_dir, after.worklist_item_id, worklist.build_item(after)
+                        )
+                    db.execute("COMMIT")
+                except BaseException:
+                    for before in written:  # put back the items already rewritten
+                        with contextlib.suppress(OSError):
+                            worklist.write_item(
+                                self.worklist_dir,
+                                before.worklist_item_id,
+                                worklist.build_item(before),
+                            )
+                    raise
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        if new:
+            log.info("patient updated: %d open order(s)", len(new))
+        return new
 
     def count(self) -> int:
         with self._connect() as db:
