@@ -38,6 +38,13 @@ ENTRIES: tuple[Entry, ...] = (
         "Place and manage orders in the RIS (each order becomes a worklist item).",
     ),
     Entry(
+        "hl7",
+        "hl7cmd",
+        "app",
+        COMMANDS_PANEL,
+        "Send HL7 v2 messages (ORM, OMI, ADT) to the RIS over MLLP.",
+    ),
+    Entry(
         "worklist",
         "dicom",
         "worklist_app",

@@ -61,6 +61,7 @@ class EmbeddedEngine(ProcessLab):
 
     def up(self, cfg: LabConfig, report: Reporter) -> LabState:
         ports = {"dicom": cfg.dicom_port, "http": cfg.http_port, "ris": cfg.ris_port}
+        ports["hl7"] = cfg.hl7_port
         if cfg.mwl_port != cfg.dicom_port:
             ports["mwl"] = cfg.mwl_port
         process.check_ports_free(cfg.host, ports)
