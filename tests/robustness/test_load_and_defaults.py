@@ -267,6 +267,7 @@ def test_native_up_warns_that_orthanc_listens_on_every_interface(tmp_path: Path)
         "DICOMKIT_DICOM_PORT": str(cfg.dicom_port),
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+        "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
     }
     r = lab.cli("up", "--engine", "native", **env)
     try:
