@@ -102,9 +102,9 @@ class PatientUpdate:
 
 def get(msg: hl7.Message, seg: str, num: int, comp: int = 0, rep: int = 1) -> str:
     """One field (or component) of the first ``seg`` segment, unescaped; "" when absent."""
-    path = f"{seg}.F{num}.R{rep}" + (f".C{comp}" if comp else "")
     try:
-        value = msg[path]
+        # msg["SEG.Fn.Rr.Cc"] without parsing the accessor string on every call
+        value = msg.extract_field(seg, 1, num, rep, comp or None, None)
     except (KeyError, IndexError):
         return ""  # no such segment, or a simple field asked for a component past the first
     return str(msg.unescape(str(value))) if value else ""

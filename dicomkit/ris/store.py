@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from dicomkit.dicom import worklist
-from dicomkit.fsutil import fsync_dir
+from dicomkit.fsutil import atomic_write_bytes, fsync_dir
 from dicomkit.ris.models import OrderIn, OrderOut
+from dicomkit.ris.wlbytes import encode_item
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class OrderStore:
         # lock, into a hidden temporary file; under the lock, only the duplicate check, the
         # rename that makes the item visible, and the commit. One writer at a time inside this
         # process; BEGIN IMMEDIATE guards across processes.
-        data = worklist.encode(worklist.build_item(out))
+        data = encode_item(out)
         path = worklist.item_path(self.worklist_dir, item_id)
         tmp = _stage(path, data)
         try:
@@ -213,8 +214,9 @@ class OrderStore:
                             (after.model_dump_json(), after.order.accession),
                         )
                         written.append(before)
-                        worklist.write_item(
-                            self.worklist_dir, after.worklist_item_id, worklist.build_item(after)
+                        atomic_write_bytes(
+                            worklist.item_path(self.worklist_dir, after.worklist_item_id),
+                            encode_item(after),
                         )
                     db.execute("COMMIT")
                 except BaseException:
