@@ -77,6 +77,13 @@ class LabRun:
             raise SystemExit(f"dicomkit up failed:\n{r.stdout}\n{r.stderr}")
         atexit.register(self.down)
 
+    def cpu_seconds(self, service: str) -> float:
+        """User + system CPU a lab process has used so far (/proc/PID/stat)."""
+        state = json.loads((self.home / "lab" / "state.json").read_text())
+        pid = state["services"][service]["pid"]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def down(self) -> None:
         self.cli("down", "--volumes")
         shutil.rmtree(self.home, ignore_errors=True)
@@ -182,6 +189,7 @@ def visibility(lab: LabRun, n: int) -> dict[str, Any]:
 
     peer = Peer("127.0.0.1", lab.ports["MWL"], "ORTHANC")
     lat = []
+    late: list[tuple[str, float]] = []  # acknowledged, but not in the first C-FIND's answer
     t0 = time.perf_counter()
     with (
         hl7util.connect(lab.ports["HL7"], TIMEOUT) as s,
@@ -189,6 +197,16 @@ def visibility(lab: LabRun, n: int) -> dict[str, Any]:
             peer, "DICOMKIT", [build_context(MWL_FIND_SOP_CLASS)], timeout=TIMEOUT
         ) as assoc,
     ):
+
+        def found(acc: str) -> int:
+            return sum(
+                1
+                for status, ds in assoc.send_c_find(
+                    WorklistQuery(accession=acc).identifier(), MWL_FIND_SOP_CLASS
+                )
+                if ds is not None and status is not None and status.Status in (0xFF00, 0xFF01)
+            )
+
         buf = bytearray()
         for i in range(n):
             acc = f"V{i}"
@@ -198,20 +216,24 @@ def visibility(lab: LabRun, n: int) -> dict[str, Any]:
             )
             if hl7util.ack_code(hl7util.read_ack(s, buf)) != "AA":
                 raise SystemExit("visibility run: order not accepted")
-            found = [
-                ds
-                for status, ds in assoc.send_c_find(
-                    WorklistQuery(accession=acc).identifier(), MWL_FIND_SOP_CLASS
-                )
-                if ds is not None and status is not None and status.Status in (0xFF00, 0xFF01)
-            ]
+            acked = time.perf_counter()
+            hits = found(acc)
             lat.append(time.perf_counter() - t)
-            if len(found) != 1:
-                raise SystemExit(
-                    f"visibility run: {acc} acknowledged but C-FIND found {len(found)}"
-                )
-    return summary("HL7 ORM -> ACK -> MWL C-FIND finds it (1 connection + 1 association)",
-                   lat, time.perf_counter() - t0)  # fmt: skip
+            if hits == 0:  # acknowledged, yet not in the answer: how long until it shows?
+                while hits == 0 and time.perf_counter() - acked < 5:
+                    hits = found(acc)
+                late.append((acc, (time.perf_counter() - acked) * 1000))
+            if hits != 1:
+                raise SystemExit(f"visibility run: {acc} acknowledged, C-FIND found {hits} in 5 s")
+    note = f"{n - len(late)}/{n} found by the first C-FIND after the ACK; " + (
+        f"{len(late)} only by a later one (up to {max(ms for _, ms in late):.0f} ms after the ACK)"
+        if late
+        else "none late"
+    )
+    out = summary("HL7 ORM -> ACK -> MWL C-FIND finds it (1 connection + 1 association)",
+                  lat, time.perf_counter() - t0, note)  # fmt: skip
+    out["late"] = len(late)
+    return out
 
 
 def main() -> None:
@@ -238,13 +260,18 @@ def main() -> None:
         (f"POST /orders, {CONNECTIONS} connections", "P20-", CONNECTIONS, lambda p, pat: http_worker(ris, p, pat)),
     ):  # fmt: skip
         patient = f"BENCH-{prefix.rstrip('-')}"
+        cpu0 = lab.cpu_seconds("ris")
         lat, wall = concurrent(n, conns, make(prefix, patient))
+        ris_cpu_ms = (lab.cpu_seconds("ris") - cpu0) / n * 1000
         seen = mwl_count(lab, patient_id=patient)
         if seen != n:
             raise SystemExit(f"{name}: {n} acknowledged, MWL C-FIND by patient ID found {seen}")
         runs.append(summary(name, lat, wall, f"MWL C-FIND by patient ID afterwards: {seen}/{n}"))
+        runs[-1]["ris_cpu_ms"] = ris_cpu_ms
         print(json.dumps(runs[-1]), flush=True)
+    cpu0 = lab.cpu_seconds("pacs")
     runs.append(visibility(lab, args.visible))
+    runs[-1]["pacs_cpu_ms"] = (lab.cpu_seconds("pacs") - cpu0) / args.visible * 1000
     print(json.dumps(runs[-1]), flush=True)
     total = time.perf_counter() - t_all
     load_after = os.getloadavg()
@@ -266,11 +293,18 @@ def write_results(
             break
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True).stdout.strip()  # fmt: skip
+
+    def cpu_cell(r: dict[str, Any]) -> str:
+        if "ris_cpu_ms" in r:
+            return f"RIS {r['ris_cpu_ms']:.1f}"
+        return f"MWL SCP {r['pacs_cpu_ms']:.1f}" if "pacs_cpu_ms" in r else "-"
+
     rows = "\n".join(
         f"| {r['run']} | {r['orders']} | {r['per_second']:.0f} | {r['p50_ms']:.1f} | "
-        f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {'yes' if r['per_second'] >= 500 and r['p99_ms'] <= 50 else 'no'} |"
+        f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {cpu_cell(r)} | {'yes' if r['per_second'] >= 500 and r['p99_ms'] <= 50 else 'no'} |"
         for r in runs
     )
+    notes = "\n".join(f"- {r['run']}: {r['note']}" for r in runs if r["note"])
     section = f"""{MARK_START}
 ## HL7 orders into the worklist (`python bench/hl7.py`)
 
@@ -281,13 +315,31 @@ client and lab on the same machine. Goal: >= 500 orders/s sustained, p99 <= 50 m
 - machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}; load average before / after: {before[0]:.2f} / {after[0]:.2f} (the machine is shared)
 - python: {platform.python_version()}; dicomkit git {rev}; {n} orders per run; whole bench {total:.0f} s
 
-| run | orders | orders/s | p50 ms | p99 ms | max ms | goal met |
-|---|---|---|---|---|---|---|
+| run | orders | orders/s | p50 ms | p99 ms | max ms | CPU ms per order | goal met |
+|---|---|---|---|---|---|---|---|
 {rows}
 
 Each acknowledged order is durable and visible: the RIS answers AA (or 201) only after the
 worklist item is fsynced and renamed into place and the order row committed (SQLite WAL,
 synchronous=FULL). After each run one MWL C-FIND by the run's patient ID returned every order.
+
+{notes}
+
+**The goal is not met. What limits it:**
+- *CPU in one Python process.* The RIS spends the CPU time per order shown above (HL7 parse
+  with python-hl7, OrderIn validation, the item's bytes, SQLite), under one GIL: 500 orders/s
+  needs <= 2 ms of CPU per order on one core with nothing else running, and the bench client
+  runs on the same two cores.
+- *Durability per order.* Each order costs an fsync of the item, an fsync of the folder and
+  a synchronous SQLite commit; the commit is serialised (one writer). 20 connections overlap
+  the item fsyncs (outside the writer lock), hence the higher rate, and queue behind each
+  other, hence p50/p99 of 100-200 ms: latency = queue length / rate.
+- *A shared machine.* Other developers' test suites ran during the bench (load average above);
+  the same bench on an idle machine should give more, not measured here.
+- *Visibility run:* the embedded MWL SCP re-lists the worklist folder when it changed since the
+  last query (dicomkit/pacs/mwl.py), i.e. on every query in this run, with ~4,000 items in the
+  folder: that listing, not the RIS, is most of the 40+ ms. An order the first C-FIND after
+  its ACK did not return is counted above as "late", with how long it took to appear.
 {MARK_END}"""
     path = HERE / "RESULTS.md"
     text = path.read_text()
