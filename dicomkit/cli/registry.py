@@ -97,6 +97,13 @@ ENTRIES: tuple[Entry, ...] = (
         "DICOM",
         "Find studies in the PACS (Study Root C-FIND at STUDY level).",
     ),
+    Entry(
+        "anonymize",
+        "anonymizecmd",
+        "anonymize",
+        "DICOM",
+        "De-identify a study with the PS3.15 Annex E Basic Profile.",
+    ),
     Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
     Entry(
         "lesson",
