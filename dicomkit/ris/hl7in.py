@@ -295,6 +295,10 @@ def _ack(
         # The message could not be parsed: answer from a stand-in header with its control ID.
         msg = hl7.parse(f"MSH|^~\\&|||||||ACK^|{_raw_control_id(raw)}|P|2.5.1")
         encoding = "utf-8"
+    else:
+        # create_ack needs MSH-9 with two components and fields up to MSH-12: a short or
+        # odd header gets a complete stand-in with the same values.
+        msg = hl7.parse(_full_header(msg))
     ack = msg.create_ack(code, application=OUR_APPLICATION, facility="")
     ack.segment("MSA").assign_field(msg.escape(text[:200]), 3)
     out = str(ack)
@@ -305,6 +309,21 @@ def _ack(
         cwe = f"{p.code}^{msg.escape(p.code_text)}^HL70357"
         out += f"ERR|{eld}|{erl}|{cwe}|E||||{msg.escape(p.text)}\r"
     return out.encode(encoding, "replace")
+
+
+def _full_header(msg: hl7.Message) -> str:
+    """The message's MSH-1..12, every field present, MSH-9 as type^trigger."""
+    seg = msg.segment("MSH")
+
+    def raw(n: int) -> str:
+        return str(seg(n)) if len(seg) > n else ""  # as sent (escapes kept): safe to paste
+
+    kind, trigger = hl7map.message_type(msg)
+    fields = [raw(n) for n in range(3, 9)]
+    return "|".join(
+        ["MSH", "^~\\&", *fields, f"{kind or 'ACK'}^{trigger}", raw(10), raw(11) or "P",
+         raw(12) or "2.5.1"]
+    )  # fmt: skip
 
 
 def _raw_control_id(raw: bytes) -> str:

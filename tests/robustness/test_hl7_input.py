@@ -129,6 +129,8 @@ BAD = {
     "wrong field separator": (h.orm(accession="BAD-1").replace(b"|", b"#"), "AR", ["MSH-1"]),
     "unknown message type": (h.orm(accession="BAD-2").replace(b"ORM^O01", b"ORU^R01"), "AR", ["MSH-9"]),
     "unknown trigger event": (h.orm(accession="BAD-3").replace(b"ORM^O01", b"ORM^O02"), "AR", ["MSH-9"]),
+    "message type without trigger": (h.orm(accession="BAD-11").replace(b"ORM^O01", b"ORM"), "AR", ["MSH-9"]),
+    "header cut after MSH-2": (b"MSH|^~\\&\r", "AR", ["MSH-9"]),
     "accession over SH 16": (h.orm(accession="BAD-4-" + "9" * 20), "AE", ["OBR-18"]),
     "patient ID over LO 64": (h.orm(accession="BAD-5", patient_id="P" * 65), "AE", ["PID-3"]),
     "non-UTF-8 body": (h.orm(accession="BAD-6", name="M\xdcLLER^J").replace(b"M\xc3\x9cLLER", b"M\xdcLLER"), "AR", ["MSH-18"]),
