@@ -163,7 +163,7 @@ def _listeners() -> dict[int, set[str]]:
 def test_every_server_listens_on_loopback_only(lab: Lab) -> None:
     ep = lab.endpoints
     listening = _listeners()
-    ours = {ep.ris_port} | (
+    ours = {ep.ris_port, ep.hl7_port} | (
         {ep.dicom_port, ep.mwl_port, ep.http_port} if lab.engine == "embedded" else set()
     )
     for port in ours:
