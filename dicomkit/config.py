@@ -38,6 +38,7 @@ class Endpoints:
     http_port: int = 8042
     ris_port: int = 5000
     dicomweb: bool = True
+    hl7_port: int = 2575  # the RIS's HL7 v2 MLLP listener (IANA's HL7 port)
 
     @property
     def ris_url(self) -> str:
@@ -61,6 +62,7 @@ class LabConfig:
     mwl_port: int = 10500
     http_port: int = 8042
     ris_port: int = 5000
+    hl7_port: int = 2575  # HL7 v2 over MLLP into the RIS
     # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
     aet: str = "DICOMKIT"
     engine: str = "auto"
@@ -99,6 +101,7 @@ class LabConfig:
             http_port=self.http_port,
             ris_port=self.ris_port,
             dicomweb=dicomweb,
+            hl7_port=self.hl7_port,
         )
 
     def with_overrides(self, **values: Any) -> LabConfig:
@@ -113,7 +116,7 @@ class LabConfig:
                 f"the dicomkit home {self.home} is not a folder",
                 "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
             )
-        for name in ("dicom_port", "mwl_port", "http_port", "ris_port"):
+        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(
@@ -182,6 +185,7 @@ def _from_state(home: Path) -> dict[str, Any]:
             "mwl_port": int(ep["mwl_port"]),
             "http_port": int(ep["http_port"]),
             "ris_port": int(ep["ris_port"]),
+            "hl7_port": int(ep.get("hl7_port", Endpoints.hl7_port)),
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

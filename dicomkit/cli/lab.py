@@ -81,6 +81,11 @@ def _print_endpoints(state: object) -> None:
             else "status page",
         ],
         ["RIS API", ep.ris_url, f"docs: {ep.ris_url}/docs"],
+        [
+            "RIS HL7 (MLLP)",
+            f"{ep.host}:{ep.hl7_port}",
+            "ORM^O01, OMI^O23, ADT^A08: dicomkit hl7 send",
+        ],
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])

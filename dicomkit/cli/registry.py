@@ -38,6 +38,13 @@ ENTRIES: tuple[Entry, ...] = (
         "Place and manage orders in the RIS (each order becomes a worklist item).",
     ),
     Entry(
+        "hl7",
+        "hl7cmd",
+        "app",
+        COMMANDS_PANEL,
+        "Send HL7 v2 messages (ORM, OMI, ADT) to the RIS over MLLP.",
+    ),
+    Entry(
         "worklist",
         "dicom",
         "worklist_app",
@@ -89,6 +96,13 @@ ENTRIES: tuple[Entry, ...] = (
         "studies",
         "DICOM",
         "Find studies in the PACS (Study Root C-FIND at STUDY level).",
+    ),
+    Entry(
+        "anonymize",
+        "anonymizecmd",
+        "anonymize",
+        "DICOM",
+        "De-identify a study with the PS3.15 Annex E Basic Profile.",
     ),
     Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
     Entry(

@@ -235,5 +235,6 @@ def describe(state: LabState) -> dict[str, Any]:
         "pacs": {"aet": ep.pacs_aet, "dicom": f"{ep.host}:{ep.dicom_port}", "http": ep.pacs_url},
         "worklist": f"{ep.host}:{ep.mwl_port}",
         "ris": ep.ris_url,
+        "hl7": f"{ep.host}:{ep.hl7_port}",
         "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
     }

@@ -133,6 +133,7 @@ def compose_variables(cfg: LabConfig, env: dict[str, str] | None = None) -> dict
             "DICOMKIT_MWL_PORT": str(cfg.mwl_port),
             "DICOMKIT_HTTP_PORT": str(cfg.http_port),
             "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+            "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
             "DICOMKIT_PACS_AET": cfg.pacs_aet,
             "DICOMKIT_AET": cfg.aet,
         }
@@ -899,7 +900,7 @@ class DockerEngine:
         ep = state.endpoints
         ports = {
             "pacs": f"{ep.dicom_port}/dicom, {ep.mwl_port}/mwl, {ep.http_port}/http",
-            "ris": f"{ep.ris_port}/http",
+            "ris": f"{ep.ris_port}/http, {ep.hl7_port}/hl7",
         }
         try:
             client = connect(timeout=5)

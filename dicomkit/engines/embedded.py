@@ -60,7 +60,8 @@ class EmbeddedEngine(ProcessLab):
         return True, "the built-in pure-Python PACS (nothing to install)"
 
     def up(self, cfg: LabConfig, report: Reporter) -> LabState:
-        ports = {"dicom": cfg.dicom_port, "http": cfg.http_port, "ris": cfg.ris_port}
+        ports = {"dicom": cfg.dicom_port, "http": cfg.http_port, "ris": cfg.ris_port,
+                 "hl7": cfg.hl7_port}  # fmt: skip
         if cfg.mwl_port != cfg.dicom_port:
             ports["mwl"] = cfg.mwl_port
         process.check_ports_free(cfg.host, ports)

@@ -75,16 +75,20 @@ def start_ris(cfg: LabConfig, services: dict[str, ServiceState], report: Reporte
         "--worklist-dir", str(cfg.worklist_dir),
         "--station-aet", cfg.aet,
         "--log-level", "warning",
+        "--hl7-port", str(cfg.hl7_port),
     )  # fmt: skip
     pid = process.spawn(argv, log)
     services["ris"] = ServiceState("ris", pid=pid, log=str(log), cmd_marker="dicomkit.ris")
-    report(f"RIS API starting on {cfg.host}:{cfg.ris_port} (pid {pid})")
+    report(f"RIS API starting on {cfg.host}:{cfg.ris_port}, HL7 MLLP {cfg.hl7_port} (pid {pid})")
 
 
 def wait_ris(cfg: LabConfig, svc: ServiceState, timeout: float = 20.0) -> None:
     process.wait_until(
-        lambda: _http_ok(f"http://{cfg.host}:{cfg.ris_port}/healthz"),
-        what=f"the RIS API on port {cfg.ris_port}",
+        lambda: (
+            _http_ok(f"http://{cfg.host}:{cfg.ris_port}/healthz")
+            and process.port_answers(cfg.host, cfg.hl7_port)
+        ),
+        what=f"the RIS API on port {cfg.ris_port} and its HL7 listener on {cfg.hl7_port}",
         timeout=timeout,
         log_path=Path(svc.log),
         alive=lambda: process.pid_alive(svc.pid),
@@ -104,7 +108,7 @@ def process_status(cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
         alive = process.pid_alive(svc.pid) and svc.cmd_marker in process.cmdline(svc.pid)
         if svc.name == "ris":
             healthy = alive and _http_ok(f"{ep.ris_url}/healthz")
-            ports = f"{ep.ris_port}/http"
+            ports = f"{ep.ris_port}/http, {ep.hl7_port}/hl7"
         else:
             healthy = alive and process.port_answers(ep.host, ep.dicom_port)
             ports = f"{ep.dicom_port}/dicom"
@@ -208,7 +212,13 @@ class NativeEngine(ProcessLab):
                 "sudo apt install orthanc orthanc-dicomweb, or use --engine embedded",
             )
         process.check_ports_free(
-            cfg.host, {"dicom": cfg.dicom_port, "http": cfg.http_port, "ris": cfg.ris_port}
+            cfg.host,
+            {
+                "dicom": cfg.dicom_port,
+                "http": cfg.http_port,
+                "ris": cfg.ris_port,
+                "hl7": cfg.hl7_port,
+            },
         )
         for d in (cfg.worklist_dir, cfg.log_dir, cfg.lab_dir / "orthanc" / "db"):
             d.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Run the RIS API: ``python -m dicomkit.ris --db FILE --worklist-dir DIR [--host H] [--port P]``."""
+"""Run the RIS API: ``python -m dicomkit.ris --db FILE --worklist-dir DIR [--host H] [--port P]
+[--hl7-port N]`` (with ``--hl7-port``, HL7 v2 over MLLP too)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,19 @@ def main(argv: list[str] | None = None) -> None:
         default=REQUEST_TIMEOUT,
         help="seconds a client has to send a whole request before it is disconnected",
     )
+    ap.add_argument(
+        "--hl7-port",
+        type=int,
+        default=0,
+        help="also listen for HL7 v2 over MLLP on this port (0: no HL7 listener)",
+    )
+    ap.add_argument("--hl7-host", default=None, help="HL7 listen address (default: --host)")
+    ap.add_argument(
+        "--hl7-timeout",
+        type=float,
+        default=30.0,
+        help="seconds an HL7 connection may take to deliver one whole message before it is closed",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
 
@@ -94,7 +108,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if not is_loopback(args.host):
         log.warning("the RIS listens on %s beyond loopback with no authentication", args.host)
-    app = create_app(args.db, args.worklist_dir, args.station_aet)
+    hl7 = (args.hl7_host or args.host, args.hl7_port) if args.hl7_port else None
+    if hl7 is not None and not is_loopback(hl7[0]):
+        log.warning("the HL7 listener is on %s beyond loopback with no authentication", hl7[0])
+    app = create_app(args.db, args.worklist_dir, args.station_aet, hl7, args.hl7_timeout)
     protocol: Any = type(
         "RisProtocol", (DeadlineH11Protocol,), {"request_timeout": args.request_timeout}
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +126,40 @@ def _warm_up() -> None:
     worklist.encode(worklist.build_item(out))
 
 
-def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT") -> FastAPI:
+def create_app(
+    db_path: Path,
+    worklist_dir: Path,
+    station_aet: str = "DICOMKIT",
+    hl7: tuple[str, int] | None = None,
+    hl7_timeout: float = 30.0,
+) -> FastAPI:
+    """The RIS; with ``hl7=(host, port)`` it also listens for HL7 v2 over MLLP (ris/mllp.py)
+    while the app runs, on the same event loop and order store."""
+    from dicomkit.ris.hl7in import Journal
+
     _warm_up()
     store = OrderStore(db_path, worklist_dir, station_aet)
     recovered = store.recover()
     if any(recovered.values()):
         log.warning("recovered after restart: %s", recovered)
+    journal = Journal()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if hl7 is None:
+            yield
+            return
+        from dicomkit.ris.mllp import Listener
+
+        listener = Listener(store, journal, read_timeout=hl7_timeout)
+        await listener.start(*hl7)
+        try:
+            yield
+        finally:
+            await listener.close()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="dicomkit RIS",
         version=__version__,
         description=(
@@ -141,6 +169,7 @@ def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT")
     )
     app.add_middleware(BodyLimit)
     app.state.store = store
+    app.state.hl7_journal = journal
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,6 +192,12 @@ def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT")
             "orders": store.count(),
             "worklist_dir": str(store.worklist_dir),
         }
+
+    @app.get("/hl7/messages", tags=["hl7"])
+    def hl7_messages() -> list[dict[str, Any]]:
+        """The last HL7 messages received over MLLP, oldest first, each with its ACK code
+        (AA, AE, AR), the accession it concerned and the errors named in its ERR segments."""
+        return journal.list()
 
     @app.post("/orders", status_code=201, response_model=OrderOut, tags=["orders"])
     def create_order(order: OrderIn) -> Any:

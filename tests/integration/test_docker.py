@@ -78,6 +78,7 @@ def docker_env(cfg: LabConfig, project: str) -> dict[str, str]:
         "DICOMKIT_MWL_PORT": str(cfg.mwl_port),
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+        "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
         "DICOMKIT_ORTHANC_IMAGE": ORTHANC_IMAGE,
         "DICOMKIT_RIS_IMAGE": RIS_IMAGE,
         "DICOMKIT_RIS_BASE_IMAGE": PYTHON_IMAGE,
@@ -232,6 +233,18 @@ def test_status_names_engine_and_containers(lab: DockerLab) -> None:
     assert f"{lab.project}-ris-1" in details["ris"]
 
 
+def test_hl7_order_reaches_the_worklist(lab: DockerLab, tmp_path: Path) -> None:
+    from tests import hl7util
+
+    msg = tmp_path / "orm.hl7"
+    msg.write_bytes(hl7util.orm(accession="DK-HL7-1", modality="CR"))
+    r = lab.cli("hl7", "send", str(msg), "--json")
+    assert r.code == 0 and r.json()["code"] == "AA", r.out + r.err
+    r = lab.cli("worklist", "find", "--accession", "DK-HL7-1", "--json")
+    assert r.code == 0 and len(r.json()["matches"]) == 1, r.out + r.err
+    assert lab.cli("status", "--json").json()["hl7"] == f"127.0.0.1:{lab.cfg.hl7_port}"
+
+
 def test_logs_of_each_service(lab: DockerLab) -> None:
     r = lab.cli("logs", "pacs")
     assert r.code == 0 and "Orthanc" in r.out
@@ -251,6 +264,7 @@ def test_compose_file_round_trip(lab: DockerLab) -> None:
         mwl_port=lab.cfg.mwl_port,
         http_port=lab.cfg.http_port,
         ris_port=lab.cfg.ris_port,
+        hl7_port=lab.cfg.hl7_port,
     )
     project = load_compose(cfg, env=lab.extra)
     assert project.name == lab.project
@@ -433,7 +447,8 @@ def test_compose_file_defaults_are_the_classic_lab(tmp_path: Path) -> None:
         ("127.0.0.1", 8042, 8042),
     }
     assert [(p.host_ip, p.host_port, p.container_port) for p in ris.ports] == [
-        ("127.0.0.1", 5000, 5000)
+        ("127.0.0.1", 5000, 5000),
+        ("127.0.0.1", 2575, 2575),  # HL7 over MLLP
     ]
     config = next(m for m in orthanc.mounts if m.target == "/etc/orthanc/orthanc.json")
     assert config.kind == "bind" and config.read_only and Path(config.source).is_file()
@@ -453,7 +468,8 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
     from dicomkit.engines.docker import load_compose
 
     cfg = LabConfig(home=tmp_path, dicom_port=free_port(), mwl_port=free_port(), http_port=free_port(),
-                    ris_port=free_port(), aet="MODALITY1", pacs_aet="PACS1", orthanc_image="local/orthanc:1")  # fmt: skip
+                    ris_port=free_port(), hl7_port=free_port(), aet="MODALITY1", pacs_aet="PACS1",
+                    orthanc_image="local/orthanc:1")  # fmt: skip
     project = load_compose(cfg, env={"DICOMKIT_PROJECT": "mine"})
     assert project.name == "mine"
     orthanc = project.services["orthanc"]
@@ -463,8 +479,10 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
     assert (
         extra["DicomAet"] == "PACS1" and extra["DicomModalities"]["dicomkit"]["AET"] == "MODALITY1"
     )
-    assert project.services["ris"].command is not None
-    assert project.services["ris"].command[-1] == "MODALITY1"
+    command = project.services["ris"].command
+    assert command is not None
+    assert command[command.index("--station-aet") + 1] == "MODALITY1"
+    assert {p.host_port for p in project.services["ris"].ports} == {cfg.ris_port, cfg.hl7_port}
 
 
 def test_interpolation_and_durations() -> None:
