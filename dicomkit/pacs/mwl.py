@@ -13,6 +13,7 @@ A truncated or corrupt file is skipped and logged once; it never fails the query
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -170,6 +171,10 @@ class WorklistFolder:
         self._entries: dict[str, _Entry] = {}
         self._by_value: dict[int, dict[str, set[str]]] = {t: {} for t in INDEXED_TAGS}
         self._sig: tuple[int, int] | None = None
+        # Listings are taken outside the lock: one taken earlier (the background sweep's)
+        # must not be applied after a later one (a query's), or it would drop newer items.
+        self._listings = itertools.count(1)
+        self._applied = 0
 
     def __len__(self) -> int:
         # No lock: /status must answer while a big folder is still loading.
@@ -178,6 +183,7 @@ class WorklistFolder:
     # ---- following the folder -------------------------------------------------------------
     def refresh(self, full: bool = False) -> None:
         """Bring the index in line with the folder. ``full`` also stats every file."""
+        listing_no = next(self._listings)
         try:
             st = os.stat(self.folder)
         except OSError:
@@ -207,6 +213,9 @@ class WorklistFolder:
             log.warning("cannot list the worklist folder %s: %s", self.folder, exc)
             return
         with self._lock:
+            if listing_no < self._applied:
+                return  # a later listing is already applied: this one is stale
+            self._applied = listing_no
             for name in [n for n in self._entries if n not in listing]:
                 self._drop(name)
             for name, inode in listing.items():

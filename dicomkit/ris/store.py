@@ -22,7 +22,6 @@ from typing import Any
 from dicomkit.dicom import worklist
 from dicomkit.fsutil import atomic_write_bytes, fsync_dir
 from dicomkit.ris.models import OrderIn, OrderOut
-from dicomkit.ris.wlbytes import encode_item
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class OrderStore:
         # lock, into a hidden temporary file; under the lock, only the duplicate check, the
         # rename that makes the item visible, and the commit. One writer at a time inside this
         # process; BEGIN IMMEDIATE guards across processes.
-        data = encode_item(out)
+        data = worklist.encode(worklist.build_item(out))
         path = worklist.item_path(self.worklist_dir, item_id)
         tmp = _stage(path, data)
         try:
@@ -216,7 +215,7 @@ class OrderStore:
                         written.append(before)
                         atomic_write_bytes(
                             worklist.item_path(self.worklist_dir, after.worklist_item_id),
-                            encode_item(after),
+                            worklist.encode(worklist.build_item(after)),
                         )
                     db.execute("COMMIT")
                 except BaseException:

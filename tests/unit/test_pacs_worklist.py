@@ -161,3 +161,51 @@ def test_code_extension_charsets_fall_back_to_pydicom(store: OrderStore) -> None
     flat = read_flat(buf.getvalue())
     assert flat[0x00100010] == ("Yamada^Tarou=山田^太郎",)
     assert str(dcmread(BytesIO(buf.getvalue())).PatientName) == "Yamada^Tarou=山田^太郎"
+
+
+def test_a_stale_sweep_listing_never_drops_a_newer_item(
+    store: OrderStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background sweep lists the folder outside the lock; a query's later listing may be
+    applied first. The sweep's older listing must then be dropped, not applied (it would
+    remove the new item until the next refresh). The interleaving is forced by holding the
+    sweep inside its listing (a real race is too rare to reproduce on demand)."""
+    import threading
+
+    from dicomkit.pacs import mwl
+
+    store.create(_order("A1"))
+    folder = WorklistFolder(store.worklist_dir)
+    assert _accs(folder) == ["A1"]
+    listed, release = threading.Event(), threading.Event()
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        it = real_scandir(path)
+        if threading.current_thread().name == "sweep":
+            entries = list(it)  # the sweep's listing: taken now, applied after the query's
+            listed.set()
+            release.wait(10)
+            it.close()
+
+            class Listing:
+                def __enter__(self) -> list[os.DirEntry[str]]:
+                    return entries
+
+                def __exit__(self, *exc: object) -> None:
+                    return None
+
+            return Listing()
+        return it
+
+    monkeypatch.setattr(mwl.os, "scandir", scandir)
+    sweep = threading.Thread(target=folder.refresh, kwargs={"full": True}, name="sweep")
+    sweep.start()
+    assert listed.wait(10)
+    store.create(_order("A2"))
+    assert _accs(folder) == ["A1", "A2"]  # the query's own, later listing
+    release.set()
+    sweep.join(10)
+    with folder._lock:  # what the next query would match before refreshing again
+        names = sorted(folder._entries)
+    assert len(names) == 2, names
