@@ -6,7 +6,6 @@ Human output goes to stdout through ``console``; errors and progress go to stder
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,8 @@ FAIL = "[fail]✗[/fail]"
 
 def print_json(data: Any) -> None:
     """Machine output: one JSON document on stdout, nothing else."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 

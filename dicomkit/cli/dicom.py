@@ -12,7 +12,9 @@ from typer.models import TyperPath
 from dicomkit.cli.common import CTX, AetOpt, JsonOpt, TimeoutOpt, ToOpt, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
 
-worklist_app = typer.Typer(help="Query the Modality Worklist as a modality would (MWL C-FIND).")
+worklist_app = typer.Typer(
+    help="Query the Modality Worklist as a modality would (MWL C-FIND).", rich_markup_mode=None
+)
 
 
 def echo(

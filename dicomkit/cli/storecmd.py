@@ -1,12 +1,11 @@
-"""The body of ``dicomkit store``, without Typer: run by the Typer command (``cli/dicom.py``)
-and by the fast path (``cli/faststore.py``) with the same arguments."""
+"""The body of ``dicomkit store`` (``cli/dicom.py`` holds its options)."""
 
 from __future__ import annotations
 
 import shlex
 from typing import TYPE_CHECKING
 
-from dicomkit.cli.context import CTX, peer_for, set_json
+from dicomkit.cli.common import CTX, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
