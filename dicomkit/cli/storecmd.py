@@ -114,13 +114,13 @@ def run_store(
                 ui.err_console.print(
                     f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
                 )
-            if len(report.failed) > len(report.skipped):  # the peer refused some
+            if refused:
+                ui.err_console.print("[hint]Files not DICOM or not of a storage SOP class are "
+                                     "not sent: leave them out.[/hint]")  # fmt: skip
+            if len(report.failed) > len(refused):
                 ui.err_console.print(
                     "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
                 )
-            else:
-                ui.err_console.print("[hint]These files are not DICOM instances to store: "
-                                     "leave them out of the folder you send.[/hint]")  # fmt: skip
         first = shlex.quote(str(paths[0]))
         ui.equivalent(
             f"storescu -aet {cfg.aet} -aec {peer.aet} +sd +r {peer.host} {peer.port} {first}"
