@@ -96,20 +96,15 @@ def worklist_find(
         return
     cols = ["accession", "patient_name", "patient_id", "modality", "station_aet",
             "scheduled_date", "scheduled_time", "requested_procedure_description"]  # fmt: skip
-    if not rows:
-        keys = " ".join(f"{k}={v}" for k, v in query.matching_keys().items()) or "(no keys)"
-        ui.console.print(f"{ui.FAIL} no worklist item at {peer} matched {ui.escape(keys)}")
-        ui.console.print("[hint]Items are scheduled for a day: try --date with a range "
-                         "(20260101-20261231), and drop --station (it must be the AE "
-                         "the order was scheduled for).[/hint]")  # fmt: skip
-    else:
-        ui.console.print(
-            ui.table(
-                f"{len(rows)} worklist item(s) from {peer}",
-                ["Accession", "Patient", "ID", "Mod", "Station AE", "Date", "Time", "Procedure"],
-                [[r[c] for c in cols] for r in rows],
-            )
-        )
+    keys = " ".join(f"{k}={v}" for k, v in query.matching_keys().items()) or "(no keys)"
+    show_rows(
+        f"{len(rows)} worklist item(s) from {peer}",
+        ["Accession", "Patient", "ID", "Mod", "Station AE", "Date", "Time", "Procedure"],
+        [[r[c] for c in cols] for r in rows],
+        f"no worklist item at {peer} matched {keys}",
+        "Items are scheduled for a day: try --date with a range (20260101-20261231), and drop "
+        "--station (it must be the AE the order was scheduled for).",
+    )
     args = " ".join(shlex.quote(a) for a in query.findscu_args())
     ui.equivalent(f"findscu -W -aet {cfg.aet} -aec {peer.aet} {args} {peer.host} {peer.port}")
 
@@ -260,21 +255,26 @@ def studies(
         return
     cols = ["accession", "patient_name", "patient_id", "study_date", "modalities",
             "study_description", "instances", "study_instance_uid"]  # fmt: skip
-    if not rows:
-        ui.console.print(f"{ui.FAIL} no study in {peer} matched")
-        ui.console.print("[hint]--date matches the Study Date exactly (try a range, or drop it) "
-                         "and names need a wildcard ('DOE*'); `dicomkit store` the images "
-                         "first if the PACS is new.[/hint]")  # fmt: skip
-    else:
-        ui.console.print(
-            ui.table(
-                f"{len(rows)} study(ies) in {peer}",
-                ["Accession", "Patient", "ID", "Date", "Mod", "Description", "Images", "Study UID"],
-                [[r[c] for c in cols] for r in rows],
-            )
-        )
+    show_rows(
+        f"{len(rows)} study(ies) in {peer}",
+        ["Accession", "Patient", "ID", "Date", "Mod", "Description", "Images", "Study UID"],
+        [[r[c] for c in cols] for r in rows],
+        f"no study in {peer} matched",
+        "--date matches the Study Date exactly (try a range, or drop it) and names need a "
+        "wildcard ('DOE*'); `dicomkit store` the images first if the PACS is new.",
+    )
     keys = f"-k PatientName={shlex.quote(patient_name)} -k AccessionNumber={shlex.quote(accession)}"
     ui.equivalent(
         f"findscu -S -aet {cfg.aet} -aec {peer.aet} -k QueryRetrieveLevel=STUDY {keys} "
         f"-k StudyInstanceUID= {peer.host} {peer.port}"
     )
+
+
+def show_rows(title: str, columns: list[str], rows: list[list[Any]], empty: str, hint: str) -> None:
+    """A table of answers, or, when there are none, that nothing matched and what to loosen."""
+    from dicomkit import ui
+
+    if rows:
+        ui.console.print(ui.table(title, columns, rows))
+    else:
+        ui.console.print(f"{ui.FAIL} {ui.escape(empty)}\n[hint]{ui.escape(hint)}[/hint]")

@@ -19,21 +19,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, start_pacs, testdata
+from tests.robustness.conftest import cli as run_cli
 
 AET = "ORTHANC"
 
 
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("DICOMKIT_")}
-    e.update(DICOMKIT_HOME=str(home), COLUMNS="120", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "dicomkit", *args],
-        capture_output=True,
-        text=True,
-        env=e,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(*args, home=home, **env)
 
 
 @pytest.fixture(scope="module")
