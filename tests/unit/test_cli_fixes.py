@@ -224,3 +224,23 @@ def test_lab_table_keeps_every_address_whole_at_80_columns(
 def test_bench_results_name_no_absolute_path() -> None:
     text = (REPO / "bench" / "RESULTS.md").read_text()
     assert str(REPO.parent) not in text and "/bench/out/" not in text and "/venv/" not in text
+
+
+def test_the_tutor_warns_where_it_prints_a_shadowed_dcmtk_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lessons print their DCMTK commands through ui.equivalent (tutor/screen.py)."""
+    from rich.console import Console
+
+    from dicomkit import ui
+
+    venv_bin = Path(sys.executable).parent
+    if not (venv_bin / "storescu").exists():
+        pytest.skip("pynetdicom's console scripts are not installed beside this interpreter")
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(ui, "console", Console(file=out, width=200), raising=False)
+    monkeypatch.setattr(ui, "err_console", Console(file=err, width=200), raising=False)
+    monkeypatch.setenv("PATH", str(venv_bin))
+    ui.equivalent("storescu -aet DICOMKIT -aec ORTHANC +sd +r 127.0.0.1 4242 img.dcm")
+    assert "storescu -aet DICOMKIT" in out.getvalue()
+    assert "is pynetdicom's script" in err.getvalue()
