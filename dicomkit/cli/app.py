@@ -33,7 +33,7 @@ def short_help(name: str) -> str:
 
 class LazyGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*COMMANDS, *super().list_commands(ctx)]
+        return list(COMMANDS)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
