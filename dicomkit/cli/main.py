@@ -40,6 +40,8 @@ def main() -> None:
         else:
             show()
         sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    if code == 130:  # Typer turns Ctrl-C inside a command into exit 130
+        ui.err_console.print("[warn]interrupted[/warn]")
     sys.exit(code if isinstance(code, int) else 0)
 
 
