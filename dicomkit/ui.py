@@ -6,7 +6,6 @@ Human output goes to stdout through ``console``; errors and progress go to stder
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,8 @@ FAIL = "[fail]✗[/fail]"
 
 def print_json(data: Any) -> None:
     """Machine output: one JSON document on stdout, nothing else."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -71,16 +72,25 @@ def error_panel(message: str, hint: str = "") -> None:
 
 
 def equivalent(command: str, label: str = "Equivalent") -> None:
-    """Show the DCMTK / curl command that does the same thing."""
+    """Show the DCMTK / curl command that does the same thing (and whether it would run)."""
+    from dicomkit.dicom.tools import shadowing_warning
+
     __getattr__("console").print(f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]")
+    warning = shadowing_warning(command)
+    if warning:
+        __getattr__("err_console").print(f"[warn]{escape(warning)}[/warn]")
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+def table(
+    title: str, columns: list[str], rows: list[list[Any]], whole: tuple[str, ...] = ()
+) -> Table:
+    """A table that folds long cells rather than cutting them short; the ``whole`` columns
+    (addresses, UIDs to copy) are never broken: the others make room."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", show_lines=False)
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold", no_wrap=c in whole)
     for r in rows:
         t.add_row(*[escape("" if v is None else str(v)) for v in r])
     return t

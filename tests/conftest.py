@@ -208,3 +208,18 @@ def start_pacs(home: Path, aet: str, **cfg: Any) -> Any:
     srv = PacsServer(ServerConfig(**opts))
     srv.start()
     return srv
+
+
+# ---- two test speeds: `pytest -m "not slow"` needs no external peer ----------------------
+
+SLOW_FOLDERS = {"integration", "robustness"}  # real Orthanc, DCMTK, Docker; whole labs
+SLOW_FILES = {"test_course_on_lab.py"}  # the course on a live lab
+SLOW_MARKERS = {"orthanc", "dcmtk", "docker", "postgres", "chromium"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = set(item.path.relative_to(REPO).parts)
+        marked = {m.name for m in item.iter_markers()}
+        if parts & SLOW_FOLDERS or item.path.name in SLOW_FILES or marked & SLOW_MARKERS:
+            item.add_marker(pytest.mark.slow)

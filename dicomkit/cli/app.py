@@ -1,11 +1,12 @@
-"""The Typer application. Commands are listed in ``cli/registry.py`` and built on first use:
-``dicomkit echo`` imports the echo command's module only, not the tutor, the RIS client or
-the lab engines (each costs tens of milliseconds on every run)."""
+"""The Typer application: a group that loads each command from ``cli/registry.py`` when it is
+asked for, as click documents it ("Lazily Loading Subcommands": ``list_commands`` and
+``get_command``). ``dicomkit echo`` imports the echo command's module only, not the tutor, the
+RIS client or the lab engines. Help is click's plain text: no Rich import for ``--help``."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,66 +15,69 @@ from typer.core import TyperGroup
 
 from dicomkit import __version__
 from dicomkit.cli import common
-from dicomkit.cli.registry import BY_NAME, ENTRIES, ROOT_HELP, Entry
-
-_click = typer.main._click if hasattr(typer.main, "_click") else __import__("click")
+from dicomkit.cli.registry import COMMANDS
 
 
-def build(entry: Entry) -> Any:
-    """The click command (or group) for one registry entry."""
-    obj = getattr(importlib.import_module(f"dicomkit.cli.{entry.module}"), entry.attr)
-    if isinstance(obj, typer.Typer):
-        command = typer.main.get_group(obj)  # a group even with one command (worklist find)
-        command.name = entry.name
-        return command
-    one = typer.Typer(rich_markup_mode="rich", add_completion=False)
-    one.command(entry.name, rich_help_panel=entry.panel)(obj)
-    return typer.main.get_command(one)
+def target(name: str) -> Any:
+    """The function or ``typer.Typer`` that a registry entry names."""
+    module, attr = COMMANDS[name][1].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-class LazyCommands(MutableMapping[str, Any]):
-    """The group's ``commands`` mapping: every registry name is a key; a command is built when
-    it is first looked up. Typo suggestions ("Did you mean 'status'?") still see every name."""
-
-    def __init__(self) -> None:
-        self._built: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._built:
-            if name not in BY_NAME:
-                raise KeyError(name)
-            self._built[name] = build(BY_NAME[name])
-        return self._built[name]
-
-    def __setitem__(self, name: str, command: Any) -> None:
-        self._built[name] = command
-
-    def __delitem__(self, name: str) -> None:
-        del self._built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        yield from (e.name for e in ENTRIES)
-        yield from (n for n in self._built if n not in BY_NAME)
-
-    def __len__(self) -> int:
-        return len(set(BY_NAME) | set(self._built))
+def short_help(name: str) -> str:
+    """The first line of a command's docstring (a group's Typer ``help``)."""
+    obj = target(name)
+    text = obj.info.help if isinstance(obj, typer.Typer) else inspect.getdoc(obj)
+    return str(text or "").strip().split("\n")[0]
 
 
 class LazyGroup(TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.commands = LazyCommands()
-
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.commands)
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        if cmd_name not in self.commands:
+            obj = target(cmd_name)
+            command: Any
+            if isinstance(obj, typer.Typer):
+                command = typer.main.get_group(obj)
+            else:
+                one = typer.Typer(rich_markup_mode=None, add_completion=False)
+                one.command(cmd_name)(obj)
+                command = typer.main.get_command(one)
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return self.commands[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            from difflib import get_close_matches
+
+            near = get_close_matches(args[0], list(COMMANDS))
+            hint = f" Did you mean {', '.join(repr(m) for m in near)}?" if near else ""
+            ctx.fail(f"No such command {args[0]!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands by panel, each with its docstring's first line (no command is built)."""
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name, (panel, _) in COMMANDS.items():
+            panels.setdefault(panel, []).append((name, short_help(name)))
+        for panel, rows in panels.items():
+            with formatter.section(panel):
+                formatter.write_dl(rows)
 
 
 app = typer.Typer(
     name="dicomkit",
     cls=LazyGroup,
-    help=ROOT_HELP,
+    help="A hands-on lab and tutor for the radiology imaging workflow: "
+    "RIS -> Modality Worklist -> Modality -> PACS.\n\n"
+    "Start with `dicomkit up`, then `dicomkit lesson 1`.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

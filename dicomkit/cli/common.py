@@ -1,26 +1,61 @@
-"""Typer option types shared by several commands; the per-run context lives in ``cli/context.py``
-(no Typer there) and is re-exported here."""
+"""What the commands share: the per-run context (config flags, JSON mode), the root options'
+effects, and the Typer option types used by several commands."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dicomkit.cli.context import CTX, Context, home_option, peer_for, set_json, setup_logging
+if TYPE_CHECKING:
+    from dicomkit.config import LabConfig
+    from dicomkit.dicom.net import Peer
 
-__all__ = [
-    "CTX",
-    "AetOpt",
-    "Context",
-    "JsonOpt",
-    "TimeoutOpt",
-    "ToOpt",
-    "home_option",
-    "peer_for",
-    "set_json",
-    "setup_logging",
-]
+
+@dataclass
+class Context:
+    json: bool = False
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **flags: Any) -> LabConfig:
+        from dicomkit.config import load_config
+
+        return load_config(**{**self.flags, **{k: v for k, v in flags.items() if v is not None}})
+
+
+CTX = Context()
+
+
+def set_json(value: bool) -> None:
+    CTX.json = value
+
+
+def setup_logging(verbose: int) -> None:
+    import logging
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # pynetdicom logs every association at INFO, and a hostile peer's bytes as ERROR with
+        # a traceback; our own error panel says what happened. Keep them for -v / -vv.
+        level = logging.CRITICAL if verbose == 0 else logging.WARNING
+        logging.getLogger("pynetdicom").setLevel(level)
+
+
+def home_option(value: Path | None) -> None:
+    if value is not None:
+        CTX.flags["home"] = value
+
+
+def peer_for(cfg: LabConfig, to: str | None, mwl: bool = False) -> Peer:
+    """``--to HOST:PORT:AET`` if given, else the lab's PACS (or its worklist port)."""
+    from dicomkit.dicom.net import Peer
+
+    if to:
+        return Peer.parse(to)
+    return Peer(cfg.host, cfg.mwl_port if mwl else cfg.dicom_port, cfg.pacs_aet)
 
 
 JsonOpt = Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,9 @@ from typer.models import TyperPath
 from dicomkit.cli.common import CTX, AetOpt, JsonOpt, TimeoutOpt, ToOpt, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
 
-worklist_app = typer.Typer(help="Query the Modality Worklist as a modality would (MWL C-FIND).")
+worklist_app = typer.Typer(
+    help="Query the Modality Worklist as a modality would (MWL C-FIND).", rich_markup_mode=None
+)
 
 
 def echo(
@@ -23,22 +26,27 @@ def echo(
     json: JsonOpt = False,
 ) -> None:
     """C-ECHO the PACS (or --mwl, or any --to peer): the DICOM "ping"."""
-    from dicomkit import ui
     from dicomkit.dicom.net import echo as do_echo
+    from dicomkit.dicom.probe import unless_http
+    from dicomkit.dicom.tools import shadowing_warning
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
     peer = peer_for(cfg, to, mwl)
-    result = do_echo(peer, cfg.aet, cfg.timeout)
+    result = unless_http(peer.host, peer.port, lambda: do_echo(peer, cfg.aet, cfg.timeout))
     if json:
+        from dicomkit import ui
+
         ui.print_json(result.__dict__)
-    else:
-        mark = ui.OK if result.ok else ui.FAIL
-        ui.console.print(
-            f"{mark} C-ECHO {cfg.aet} -> {peer}: 0x{result.status:04X} {result.status_name} "
-            f"in {result.ms:.1f} ms"
-        )
-        ui.equivalent(f"echoscu -aet {cfg.aet} -aec {peer.aet} {peer.host} {peer.port}")
+    else:  # click's styles, not Rich: the DICOM "ping" answers without importing Rich
+        mark = typer.style("✓", fg="green", bold=True) if result.ok else typer.style("✗", fg="red")
+        typer.echo(f"{mark} C-ECHO {cfg.aet} -> {peer}: 0x{result.status:04X} "
+                   f"{result.status_name} in {result.ms:.1f} ms")  # fmt: skip
+        command = f"echoscu -aet {cfg.aet} -aec {peer.aet} {peer.host} {peer.port}"
+        typer.echo(typer.style("Equivalent: ", dim=True) + typer.style(command, fg="magenta"))
+        warning = shadowing_warning(command)
+        if warning:
+            typer.secho(warning, fg="yellow", err=True)
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -88,12 +96,14 @@ def worklist_find(
         return
     cols = ["accession", "patient_name", "patient_id", "modality", "station_aet",
             "scheduled_date", "scheduled_time", "requested_procedure_description"]  # fmt: skip
-    ui.console.print(
-        ui.table(
-            f"{len(rows)} worklist item(s) from {peer}",
-            ["Accession", "Patient", "ID", "Mod", "Station AE", "Date", "Time", "Procedure"],
-            [[r[c] for c in cols] for r in rows],
-        )
+    keys = " ".join(f"{k}={v}" for k, v in query.matching_keys().items()) or "(no keys)"
+    show_rows(
+        f"{len(rows)} worklist item(s) from {peer}",
+        ["Accession", "Patient", "ID", "Mod", "Station AE", "Date", "Time", "Procedure"],
+        [[r[c] for c in cols] for r in rows],
+        f"no worklist item at {peer} matched {keys}",
+        "Items are scheduled for a day: try --date with a range (20260101-20261231), and drop "
+        "--station (it must be the AE the order was scheduled for).",
     )
     args = " ".join(shlex.quote(a) for a in query.findscu_args())
     ui.equivalent(f"findscu -W -aet {cfg.aet} -aec {peer.aet} {args} {peer.host} {peer.port}")
@@ -104,8 +114,8 @@ def make_image(
         str, typer.Option("--accession", "-a", help="The order's accession number.")
     ],
     out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Output file. [default: the lab's images/ folder]"),
+        str | None,  # a str: Path() drops the trailing slash that names a folder to make
+        typer.Option("--out", "-o", help="Output file or folder. [default: the lab's images/]"),
     ] = None,
     to: ToOpt = None,
     aet: AetOpt = None,
@@ -135,13 +145,20 @@ def make_image(
             "`dicomkit worklist find`",
         )
     ds = build(items[0], station_aet=cfg.aet)
-    if out is None:
+    if out == "":
+        raise UsageError("--out is empty", "give a file or a folder, or leave --out out")
+    path = cfg.lab_dir / "images" if out is None else Path(out)
+    if out is None or path.is_dir() or out.endswith(("/", os.sep)):
         import hashlib
 
         # Named from our own new UID's hash: never from a value the worklist sent.
         name = hashlib.sha256(str(ds.SOPInstanceUID).encode()).hexdigest()[:16]
-        out = cfg.lab_dir / "images" / f"IMG-{name}.dcm"
-    path = save_image(ds, out)
+        path = path / f"IMG-{name}.dcm"
+    try:
+        path = save_image(ds, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", "give a writable --out "
+                         "file or folder") from None  # fmt: skip
     info = {
         "file": str(path),
         "sop_class_uid": str(ds.SOPClassUID),
@@ -201,7 +218,7 @@ def store(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", "-j", help="Associations in parallel (0: one per 4 files, at most 4)."
+            "--jobs", "-j", min=0, help="Associations in parallel (0: one per 4 files, at most 4)."
         ),
     ] = 0,
     json: JsonOpt = False,
@@ -245,15 +262,26 @@ def studies(
         return
     cols = ["accession", "patient_name", "patient_id", "study_date", "modalities",
             "study_description", "instances", "study_instance_uid"]  # fmt: skip
-    ui.console.print(
-        ui.table(
-            f"{len(rows)} study(ies) in {peer}",
-            ["Accession", "Patient", "ID", "Date", "Mod", "Description", "Images", "Study UID"],
-            [[r[c] for c in cols] for r in rows],
-        )
+    show_rows(
+        f"{len(rows)} study(ies) in {peer}",
+        ["Accession", "Patient", "ID", "Date", "Mod", "Description", "Images", "Study UID"],
+        [[r[c] for c in cols] for r in rows],
+        f"no study in {peer} matched",
+        "--date matches the Study Date exactly (try a range, or drop it) and names need a "
+        "wildcard ('DOE*'); `dicomkit store` the images first if the PACS is new.",
     )
     keys = f"-k PatientName={shlex.quote(patient_name)} -k AccessionNumber={shlex.quote(accession)}"
     ui.equivalent(
         f"findscu -S -aet {cfg.aet} -aec {peer.aet} -k QueryRetrieveLevel=STUDY {keys} "
         f"-k StudyInstanceUID= {peer.host} {peer.port}"
     )
+
+
+def show_rows(title: str, columns: list[str], rows: list[list[Any]], empty: str, hint: str) -> None:
+    """A table of answers, or, when there are none, that nothing matched and what to loosen."""
+    from dicomkit import ui
+
+    if rows:
+        ui.console.print(ui.table(title, columns, rows))
+    else:
+        ui.console.print(f"{ui.FAIL} {ui.escape(empty)}\n[hint]{ui.escape(hint)}[/hint]")

@@ -39,7 +39,7 @@ def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
                 ui.console.print(
                     f"{ui.OK} the lab is already up on the [bold]{running.engine}[/bold] engine"
                 )
-                _print_endpoints(running)
+                print_endpoints(running)
             return
         # Half-running (crash, reboot): stop what is left, then start fresh.
         current.down(cfg, running, False, lambda m: None)
@@ -60,11 +60,11 @@ def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
         ui.print_json({"already_running": False, "why": why, **describe(state)})
         return
     ui.console.print(f"{ui.OK} the lab is up")
-    _print_endpoints(state)
+    print_endpoints(state)
     ui.console.print("Next: [cmd]dicomkit lesson 1[/cmd]  (or [cmd]dicomkit echo[/cmd])")
 
 
-def _print_endpoints(state: object) -> None:
+def print_endpoints(state: object) -> None:
     from dicomkit import ui
     from dicomkit.engines.base import LabState
 
@@ -76,11 +76,11 @@ def _print_endpoints(state: object) -> None:
         [
             "PACS (HTTP)",
             ep.pacs_url,
-            "Orthanc Explorer: " + ep.pacs_url + "/app/explorer.html"
+            "Orthanc Explorer at /app/explorer.html"
             if state.engine != "embedded"
             else "status page",
         ],
-        ["RIS API", ep.ris_url, f"docs: {ep.ris_url}/docs"],
+        ["RIS API", ep.ris_url, "OpenAPI docs at /docs"],
         [
             "RIS HL7 (MLLP)",
             f"{ep.host}:{ep.hl7_port}",
@@ -89,7 +89,7 @@ def _print_endpoints(state: object) -> None:
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])
-    ui.console.print(ui.table("Lab endpoints", ["service", "address", "notes"], rows))
+    ui.console.print(ui.table("Lab endpoints", ["service", "address", "notes"], rows, ("address",)))
 
 
 def down(
@@ -178,18 +178,33 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help='One JSON object a line: {"service", "line"}.')
+    ] = False,
 ) -> None:
     """Print a service's log (like `docker compose logs`)."""
+    import json as jsonlib
     import sys
 
     from dicomkit.engines.base import get_engine, read_state
+    from dicomkit.errors import UsageError
 
+    set_json(json)
+    if service not in SERVICES:
+        raise UsageError(f"no service {service!r}", f"choose one of: {', '.join(SERVICES)}")
     cfg = CTX.config()
     state = read_state(cfg)
     if state is None:
         raise LabNotRunning("no lab is running", "start it with `dicomkit up`")
     try:
         for line in get_engine(state.engine).logs(cfg, state, service, follow):
+            if json:
+                line = jsonlib.dumps({"service": service, "line": line.rstrip("\n")}) + "\n"
             sys.stdout.write(line)
+            if follow:
+                sys.stdout.flush()
     except KeyboardInterrupt:
         return
+
+
+SERVICES = ("pacs", "ris")

@@ -1,10 +1,7 @@
 """Entry point: ``dicomkit`` (console script) and ``python -m dicomkit``.
 
-Nothing heavy is imported here: ``dicomkit``, ``dicomkit --help`` and ``dicomkit --version``
-answer without Typer (``cli/plainhelp.py``: no Rich either, piped or on a terminal;
-``cli/fasthelp.py`` with Rich for anything plainhelp does not reproduce); everything else goes
-to the Typer app (``cli/app.py``), which builds only the command that was asked for, except a
-plain ``dicomkit store`` line, which ``cli/faststore.py`` parses and runs without Typer.
+Runs the Typer app (``cli/app.py``) and is the one place that turns errors into a message
+(or, with ``--json``, a JSON document) and an exit code.
 """
 
 from __future__ import annotations
@@ -14,52 +11,38 @@ import sys
 
 
 def main() -> None:
+    import typer
+
+    from dicomkit import ui
+    from dicomkit.cli.app import app
+    from dicomkit.cli.common import CTX
+    from dicomkit.errors import DicomkitError, ExitCode
+
     args = sys.argv[1:]
-    # Shell completion calls `dicomkit` with no arguments and the words in the environment.
-    completing = "_DICOMKIT_COMPLETE" in os.environ or "_TYPER_COMPLETE_ARGS" in os.environ
-    if args in ([], ["--help"], ["-h"]) and not completing:
-        from dicomkit.cli import plainhelp
-
-        if not plainhelp.print_root_help():  # piped: plain text without importing Rich
-            from dicomkit.cli.fasthelp import print_root_help
-
-            print_root_help()
-        # Typer's no_args_is_help exits 2 (a usage error, like click); --help exits 0.
-        sys.exit(2 if not args else 0)
-    if args == ["--version"]:
-        from dicomkit import __version__
-
-        print(f"dicomkit {__version__}")
-        return
-    _run(args)
-
-
-def _run(args: list[str]) -> None:
-    from dicomkit.cli.context import CTX
-    from dicomkit.errors import DicomkitError
-
     try:
-        if "store" in args:  # scripts' batch command: no Typer when the line is plain
-            from dicomkit.cli import faststore
-
-            if faststore.run(args, os.environ):
-                return
-        from dicomkit.cli.app import app
-
-        app(prog_name="dicomkit")
+        code = app(args=args, prog_name="dicomkit", standalone_mode=False)
     except DicomkitError as exc:
-        from dicomkit import ui
-
-        if CTX.json:
+        if CTX.json or "--json" in args:
             ui.print_json(exc.to_dict())
         else:
             ui.error_panel(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        from dicomkit import ui
-
+    except (KeyboardInterrupt, typer.Abort):
         ui.err_console.print("[warn]interrupted[/warn]")
         sys.exit(130)
+    except Exception as exc:
+        show, message = getattr(exc, "show", None), getattr(exc, "format_message", None)
+        if show is None or message is None:
+            raise
+        # click's usage errors (an unknown option, a bad value): Typer ships its own click.
+        if "--json" in args:
+            ui.print_json({"error": "UsageError", "message": message(), "hint": "see --help"})
+        else:
+            show()
+        sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    if code == 130:  # Typer turns Ctrl-C inside a command into exit 130
+        ui.err_console.print("[warn]interrupted[/warn]")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def run() -> None:

@@ -12,7 +12,10 @@ import typer
 from dicomkit.cli.common import CTX, JsonOpt, set_json
 from dicomkit.errors import UsageError
 
-app = typer.Typer(help="Place and manage orders in the RIS (each order becomes a worklist item).")
+app = typer.Typer(
+    help="Place and manage orders in the RIS (each order becomes a worklist item).",
+    rich_markup_mode=None,
+)
 
 
 def _client() -> Any:

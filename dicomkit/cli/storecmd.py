@@ -1,12 +1,11 @@
-"""The body of ``dicomkit store``, without Typer: run by the Typer command (``cli/dicom.py``)
-and by the fast path (``cli/faststore.py``) with the same arguments."""
+"""The body of ``dicomkit store`` (``cli/dicom.py`` holds its options)."""
 
 from __future__ import annotations
 
 import shlex
 from typing import TYPE_CHECKING
 
-from dicomkit.cli.context import CTX, peer_for, set_json
+from dicomkit.cli.common import CTX, peer_for, set_json
 from dicomkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -26,7 +25,8 @@ def run_store(
     """C-STORE ``paths`` (files and folders) to the lab's PACS or ``to``; exit 1 if any failed."""
     from dicomkit import ui
     from dicomkit.dicom import journal
-    from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
+    from dicomkit.dicom.scu import FileResult, StoreReport, auto_jobs, collect_files, store_files
+    from dicomkit.dicom.storable import refusal
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
@@ -36,6 +36,9 @@ def run_store(
         raise UsageError(
             "no files found under the given path(s)", "point at DICOM files or folders"
         )
+    reasons = {f: refusal(f) for f in files}
+    refused = [FileResult(str(f), error=why) for f, why in reasons.items() if why]
+    files = [f for f, why in reasons.items() if not why]
     jr = journal.StoreJournal(cfg.lab_dir / "journal", peer)
     skip = jr.acknowledged() if resume else set()
 
@@ -67,21 +70,24 @@ def run_store(
             progress_ctx.advance(task)
 
     try:
-        report = store_files(
-            peer,
-            cfg.aet,
-            files,
-            timeout=cfg.timeout,
-            progress=on_file,
-            skip_instances=skip,
-            jobs=jobs or auto_jobs(len(files)),
-            planned=planned,
-        )
+        report = StoreReport(str(peer))
+        if files:  # not one association for files that are all refused up front
+            report = store_files(
+                peer,
+                cfg.aet,
+                files,
+                timeout=cfg.timeout,
+                progress=on_file,
+                skip_instances=skip,
+                jobs=jobs or auto_jobs(len(files)),
+                planned=planned,
+            )
     finally:
         if progress_ctx is not None:
             progress_ctx.stop()
         jr.close()
     skipped_resume = len(files) - len(report.results) - len(report.skipped)
+    report.skipped = refused + report.skipped
     if json:
         ui.print_json({**report.to_dict(), "already_stored": skipped_resume})
     else:
@@ -108,9 +114,13 @@ def run_store(
                 ui.err_console.print(
                     f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
                 )
-            ui.err_console.print(
-                "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
-            )
+            if refused:
+                ui.err_console.print("[hint]Files not DICOM or not of a storage SOP class are "
+                                     "not sent: leave them out.[/hint]")  # fmt: skip
+            if len(report.failed) > len(refused):
+                ui.err_console.print(
+                    "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
+                )
         first = shlex.quote(str(paths[0]))
         ui.equivalent(
             f"storescu -aet {cfg.aet} -aec {peer.aet} +sd +r {peer.host} {peer.port} {first}"

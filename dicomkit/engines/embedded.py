@@ -19,6 +19,7 @@ from dicomkit.engines.native import (
     ProcessLab,
     _http_ok,
     orthanc_config,
+    record,
     wait_ready,
 )
 from dicomkit.fsutil import atomic_write_text
@@ -74,9 +75,7 @@ class EmbeddedEngine(ProcessLab):
         )
         log = cfg.log_dir / "pacs.log"
         pid = process.spawn(process.python_argv(MODULE, "--config", str(conf_path)), log)
-        state.services["pacs"] = ServiceState(
-            "pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)
-        )
+        record(cfg, state, ServiceState("pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)))
         report(
             f"embedded PACS starting: DICOM {cfg.dicom_port}, worklist {cfg.mwl_port}, "
             f"HTTP {cfg.http_port} (pid {pid})"

@@ -65,7 +65,7 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def start_ris(cfg: LabConfig, services: dict[str, ServiceState], report: Reporter) -> None:
+def start_ris(cfg: LabConfig, state: LabState, report: Reporter) -> None:
     log = cfg.log_dir / "ris.log"
     argv = process.python_argv(
         "dicomkit.ris",
@@ -78,8 +78,15 @@ def start_ris(cfg: LabConfig, services: dict[str, ServiceState], report: Reporte
         "--hl7-port", str(cfg.hl7_port),
     )  # fmt: skip
     pid = process.spawn(argv, log)
-    services["ris"] = ServiceState("ris", pid=pid, log=str(log), cmd_marker="dicomkit.ris")
+    record(cfg, state, ServiceState("ris", pid=pid, log=str(log), cmd_marker="dicomkit.ris"))
     report(f"RIS API starting on {cfg.host}:{cfg.ris_port}, HL7 MLLP {cfg.hl7_port} (pid {pid})")
+
+
+def record(cfg: LabConfig, state: LabState, service: ServiceState) -> None:
+    """Note a started process in the lab's state file before anything else can fail (even
+    printing that it started: a closed pipe or terminal), so that `down` finds it."""
+    state.services[service.name] = service
+    write_state(cfg, state)
 
 
 def wait_ris(cfg: LabConfig, svc: ServiceState, timeout: float = 20.0) -> None:
@@ -154,8 +161,7 @@ def wait_ready(
     """Start the RIS, record the lab's state (so `down` can stop everything even if the wait
     fails or Ctrl-C), wait for the PACS then the RIS; on failure stop both and forget the state,
     so the next `up` starts clean."""
-    start_ris(cfg, state.services, report)
-    write_state(cfg, state)
+    start_ris(cfg, state, report)
     pacs = state.services["pacs"]
     try:
         process.wait_until(
@@ -240,9 +246,7 @@ class NativeEngine(ProcessLab):
         # measured here, storescu -> Orthanc goes from ~100 ms to ~14 ms per small instance.
         env = {**os.environ, "TCP_NODELAY": "1"}
         pid = process.spawn([binary, str(conf_path)], log, env=env)
-        state.services["pacs"] = ServiceState(
-            "pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)
-        )
+        record(cfg, state, ServiceState("pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)))
         report(f"Orthanc starting: DICOM {cfg.dicom_port}, HTTP {cfg.http_port} (pid {pid})")
         # Orthanc 1.10 has no listen-address option: say so rather than imply loopback only.
         report(

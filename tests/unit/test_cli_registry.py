@@ -1,9 +1,8 @@
-"""The command table behind the fast ``dicomkit --help`` and the lazily built commands.
+"""The command registry behind the lazily loading group (cli/registry.py, cli/app.py).
 
-The fast help (no Typer import) must print exactly what Typer prints from the commands
-themselves; commands must be built only when used. Both are checked on the real entry point
-in subprocesses. No timing here: speed is measured in bench/ (issue 7), this only pins the
-structure that buys it.
+Checked on the real entry point in subprocesses: every registry entry is a real command whose
+help is its docstring, and a command's module is imported only when it runs. No timing here:
+speed is measured in bench/.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import sys
 
 import pytest
 
-from dicomkit.cli.registry import BY_NAME, ENTRIES
+from dicomkit.cli.registry import COMMANDS
 
 
 def run(*args: str, columns: int = 100, **env: str) -> subprocess.CompletedProcess[str]:
@@ -31,44 +30,21 @@ def run(*args: str, columns: int = 100, **env: str) -> subprocess.CompletedProce
     )
 
 
-@pytest.mark.parametrize("columns", [60, 80, 100, 140])
-def test_fast_help_is_what_typer_prints(columns: int) -> None:
-    fast = run("--help", columns=columns)
-    # `-v --help` is not the fast path: Typer parses it and renders from the real commands.
-    typer_ = run("-v", "--help", columns=columns)
-    assert fast.returncode == typer_.returncode == 0
-    assert fast.stdout == typer_.stdout
-    for e in ENTRIES:  # not vacuous: every command is listed
-        assert f" {e.name} " in fast.stdout
+def test_help_lists_every_command_with_its_docstring() -> None:
+    from dicomkit.cli.app import short_help
+
+    r = run("--help")
+    assert r.returncode == 0, r.stderr
+    flat = " ".join(r.stdout.split())
+    for name, (panel, _) in COMMANDS.items():
+        assert f"\n{panel}:\n" in r.stdout
+        assert f" {name} {short_help(name)}" in flat, name
 
 
-def test_fast_help_in_colour_is_what_typer_prints() -> None:
-    """The styles too (FORCE_COLOR: both consoles draw as on a terminal). plainhelp's terminal
-    output is proven equal to fasthelp's in tests/unit/test_plainhelp.py."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("DICOMKIT_", "NO_COLOR"))}
-    e.update(COLUMNS="100", FORCE_COLOR="1", TERM="xterm-256color")
-    e.pop("TERMINAL_WIDTH", None)
-
-    def run_colour(*args: str) -> str:
-        r = subprocess.run(
-            [sys.executable, "-m", "dicomkit", *args],
-            capture_output=True,
-            text=True,
-            env=e,
-            timeout=60,
-        )
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    fast = run_colour("--help")
-    assert "\x1b[1;36m" in fast  # in colour
-    assert fast == run_colour("-v", "--help")
-
-
-def test_no_arguments_prints_help_and_exits_2_like_typer() -> None:
+def test_no_arguments_prints_help_and_exits_2_like_click() -> None:
     r = run()
     assert r.returncode == 2
-    assert r.stdout == run("--help").stdout
+    assert r.stderr == run("--help").stdout  # a usage error: on stderr
 
 
 def test_shell_completion_is_not_taken_for_a_help_request() -> None:
@@ -91,14 +67,16 @@ def test_typo_suggestion_sees_every_command() -> None:
     assert "Did you mean 'status'?" in r.stderr
 
 
-def test_registry_names_are_unique_and_point_at_real_commands() -> None:
-    assert len(BY_NAME) == len(ENTRIES)
-    from dicomkit.cli.app import build
+def test_registry_points_at_real_commands_whose_help_is_the_docstring() -> None:
+    import typer
 
-    for e in ENTRIES:
-        cmd = build(e)
-        assert cmd.name == e.name
-        assert e.help.split("\n\n")[0].strip() in " ".join((cmd.help or "").split())
+    from dicomkit.cli.app import app, short_help
+
+    group = typer.main.get_command(app)
+    for name in COMMANDS:
+        cmd = group.get_command(None, name)  # type: ignore[attr-defined, arg-type]
+        assert cmd is not None and cmd.name == name
+        assert short_help(name) and short_help(name) in " ".join((cmd.help or "").split())
 
 
 PROBE = """
@@ -124,15 +102,12 @@ def modules_after(*args: str) -> set[str]:
     return set(json.loads(r.stderr.strip().splitlines()[-1]))
 
 
-def test_help_imports_neither_typer_nor_any_command() -> None:
+def test_help_imports_no_command_body_and_no_rich() -> None:
     mods = modules_after("--help")
-    assert "dicomkit.cli.plainhelp" in mods  # the probe works: the help was rendered
-    assert not {m for m in mods if m == "typer" or m.startswith("typer.")}
-    assert not {m for m in mods if m.startswith("dicomkit.cli.") and m != "dicomkit.cli.main"} - {
-        "dicomkit.cli.fasthelp",
-        "dicomkit.cli.plainhelp",
-        "dicomkit.cli.registry",
-    }
+    assert "dicomkit.cli.app" in mods  # the probe works: the help was rendered
+    assert not {m for m in mods if m == "rich" or m.startswith("rich.")}
+    for heavy in ("pynetdicom", "pydicom", "dicomkit.tutor", "dicomkit.engines", "httpx"):
+        assert heavy not in mods, heavy
 
 
 @pytest.fixture()
@@ -193,17 +168,6 @@ def test_ui_console_is_made_once_on_first_use() -> None:
     assert ui.THEME.styles["ok"] == ui.err_console.get_style("ok")
     with pytest.raises(AttributeError):
         ui.no_such_thing  # noqa: B018
-
-
-def test_lazy_commands_mapping() -> None:
-    from dicomkit.cli.app import LazyCommands
-
-    lazy = LazyCommands()
-    assert list(lazy) == [e.name for e in ENTRIES]
-    assert len(lazy) == len(ENTRIES)
-    with pytest.raises(KeyError):
-        lazy["nope"]
-    assert lazy["echo"].name == "echo"
 
 
 def test_garbage_terminal_width_is_ignored_not_a_traceback() -> None:
