@@ -27,13 +27,12 @@ def echo(
 ) -> None:
     """C-ECHO the PACS (or --mwl, or any --to peer): the DICOM "ping"."""
     from dicomkit.dicom.net import echo as do_echo
-    from dicomkit.dicom.probe import unless_http
     from dicomkit.dicom.tools import shadowing_warning
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
     peer = peer_for(cfg, to, mwl)
-    result = unless_http(peer.host, peer.port, lambda: do_echo(peer, cfg.aet, cfg.timeout))
+    result = do_echo(peer, cfg.aet, cfg.timeout)
     if json:
         from dicomkit import ui
 

@@ -25,8 +25,7 @@ def run_store(
     """C-STORE ``paths`` (files and folders) to the lab's PACS or ``to``; exit 1 if any failed."""
     from dicomkit import ui
     from dicomkit.dicom import journal
-    from dicomkit.dicom.scu import FileResult, StoreReport, auto_jobs, collect_files, store_files
-    from dicomkit.dicom.storable import refusal
+    from dicomkit.dicom.scu import FileResult, auto_jobs, collect_files, store_files
 
     set_json(json)
     cfg = CTX.config(aet=aet, timeout=timeout)
@@ -36,9 +35,6 @@ def run_store(
         raise UsageError(
             "no files found under the given path(s)", "point at DICOM files or folders"
         )
-    reasons = {f: refusal(f) for f in files}
-    refused = [FileResult(str(f), error=why) for f, why in reasons.items() if why]
-    files = [f for f, why in reasons.items() if not why]
     jr = journal.StoreJournal(cfg.lab_dir / "journal", peer)
     skip = jr.acknowledged() if resume else set()
 
@@ -70,24 +66,24 @@ def run_store(
             progress_ctx.advance(task)
 
     try:
-        report = StoreReport(str(peer))
-        if files:  # not one association for files that are all refused up front
-            report = store_files(
-                peer,
-                cfg.aet,
-                files,
-                timeout=cfg.timeout,
-                progress=on_file,
-                skip_instances=skip,
-                jobs=jobs or auto_jobs(len(files)),
-                planned=planned,
-            )
+        # Files that are not whole DICOM, or not of a storage SOP class, are refused before
+        # any association (report.skipped); no association at all when nothing is left.
+        report = store_files(
+            peer,
+            cfg.aet,
+            files,
+            timeout=cfg.timeout,
+            progress=on_file,
+            skip_instances=skip,
+            jobs=jobs or auto_jobs(len(files)),
+            planned=planned,
+        )
     finally:
         if progress_ctx is not None:
             progress_ctx.stop()
         jr.close()
     skipped_resume = len(files) - len(report.results) - len(report.skipped)
-    report.skipped = refused + report.skipped
+    refused = report.skipped
     if json:
         ui.print_json({**report.to_dict(), "already_stored": skipped_resume})
     else:
@@ -115,8 +111,8 @@ def run_store(
                     f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
                 )
             if refused:
-                ui.err_console.print("[hint]Files not DICOM or not of a storage SOP class are "
-                                     "not sent: leave them out.[/hint]")  # fmt: skip
+                ui.err_console.print("[hint]Files that are not whole DICOM, or not of a storage "
+                                     "SOP class, are not sent: leave them out.[/hint]")  # fmt: skip
             if len(report.failed) > len(refused):
                 ui.err_console.print(
                     "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"

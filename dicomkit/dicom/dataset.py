@@ -325,7 +325,7 @@ def read_meta(buf: bytes | mmap.mmap | memoryview) -> FileMeta:
     """The File Meta Information of a Part 10 file's bytes: preamble, "DICM", group 0002 in
     Explicit VR Little Endian."""
     if len(buf) < 132 or bytes(buf[128:132]) != b"DICM":
-        raise Malformed("not a DICOM Part 10 file (no 'DICM' after the 128-byte preamble)")
+        raise Malformed("not a DICOM file (no 'DICM' after the 128-byte preamble, PS3.10 7.1)")
     elements, offset = walk(buf, Encoding(True, True), 132, stop=META_END)
     values = {
         e.tag: bytes(buf[e.offset : e.offset + e.length]).decode("latin-1").rstrip("\0 ")

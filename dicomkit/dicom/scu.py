@@ -320,7 +320,7 @@ def _storage_class_problem(sop_class: str) -> str:
 
     if uid_to_service_class(sop_class) is StorageServiceClass:
         return ""
-    return f"not a storage SOP class: {UID(sop_class).name} ({sop_class})"
+    return f"not a storage SOP class: {sop_class} ({UID(sop_class).name})"
 
 
 def _prepare(path: Path) -> _Prepared | FileResult:
@@ -340,7 +340,8 @@ def _prepare(path: Path) -> _Prepared | FileResult:
         part = dataset.parse_part10(buf)
         sop_class, sop_inst = part.dataset.sop_uids()
     except dataset.Malformed as exc:
-        return FileResult(str(path), error=f"not sent, the file is not whole DICOM: {exc}")
+        why = str(exc)
+        return FileResult(str(path), error=why if why.startswith("not a") else f"not whole: {why}")
     finally:
         if not isinstance(buf, bytes):
             buf.close()
