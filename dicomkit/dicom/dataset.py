@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -88,8 +89,7 @@ class Malformed(ValueError):
     """The bytes are not a whole, well-formed data set; the message says where and why."""
 
 
-@dataclass(slots=True)
-class Element:
+class Element(NamedTuple):
     """One element as encoded: ``vr`` is "" in implicit VR (the dictionary knows it)."""
 
     tag: int
@@ -98,6 +98,10 @@ class Element:
     length: int  # value bytes (undefined lengths: up to the delimiter)
     # Sequences and encapsulated pixel data: (start, end) of each item's value.
     items: list[tuple[int, int]] | None = None
+
+
+# The walker makes one per element: tuple.__new__ skips NamedTuple's Python-level __new__.
+new_element = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -176,25 +180,24 @@ class _Walker:
                     vpos = pos + 8
             else:
                 vr, vpos = "", pos + 8
-            element = Element(tag, vr, vpos, 0)
+            items = None
             if length == UNDEFINED:
                 if self.explicit and vr not in ("SQ", "UN", "OB", "OW"):
                     raise Malformed(f"{tag_name(tag)} ({vr}) at byte {pos} has an undefined length")
                 inner = self.implicit() if vr == "UN" else self
                 fragments = tag == PIXEL_DATA and vr != "SQ"
-                element.items, content_end, pos = inner.items(vpos, end, depth + 1, fragments, True)
-                element.length = content_end - vpos
+                items, content_end, pos = inner.items(vpos, end, depth + 1, fragments, True)
+                length = content_end - vpos
             else:
                 if vpos + length > end:
                     raise Malformed(
                         f"cut short: {tag_name(tag)} at byte {pos} announces {length} bytes, "
                         f"{vpos + length - end} are missing"
                     )
-                element.length = length
                 if vr == "SQ" or (not vr and self.vr_of is not None and self.vr_of(tag) == "SQ"):
-                    element.items = self.items(vpos, vpos + length, depth + 1, False, False)[0]
+                    items = self.items(vpos, vpos + length, depth + 1, False, False)[0]
                 pos = vpos + length
-            out.append(element)
+            out.append(new_element(Element, (tag, vr, vpos, length, items)))
         if in_item:
             raise Malformed("cut short: an item has no delimiter")
         return out, pos
