@@ -38,6 +38,10 @@ class Endpoints:
     http_port: int = 8042
     ris_port: int = 5000
     dicomweb: bool = True
+    # Our AE (the PACS knows it with host and port): C-MOVE destination, storage commitment
+    # requestor; `dicomkit retrieve` and `commit` listen on retrieve_port while they run.
+    aet: str = "DICOMKIT"
+    retrieve_port: int = 11112
 
     @property
     def ris_url(self) -> str:
@@ -63,6 +67,8 @@ class LabConfig:
     ris_port: int = 5000
     # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
     aet: str = "DICOMKIT"
+    # Where `retrieve` (C-MOVE destination) and `commit` (N-EVENT-REPORT) listen as ``aet``.
+    retrieve_port: int = 11112
     engine: str = "auto"
     orthanc_image: str = ""  # empty: the one named in compose/docker-compose.yml
     ris_image: str = ""
@@ -99,6 +105,8 @@ class LabConfig:
             http_port=self.http_port,
             ris_port=self.ris_port,
             dicomweb=dicomweb,
+            aet=self.aet,
+            retrieve_port=self.retrieve_port,
         )
 
     def with_overrides(self, **values: Any) -> LabConfig:
@@ -113,7 +121,7 @@ class LabConfig:
                 f"the dicomkit home {self.home} is not a folder",
                 "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
             )
-        for name in ("dicom_port", "mwl_port", "http_port", "ris_port"):
+        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "retrieve_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(
@@ -182,6 +190,8 @@ def _from_state(home: Path) -> dict[str, Any]:
             "mwl_port": int(ep["mwl_port"]),
             "http_port": int(ep["http_port"]),
             "ris_port": int(ep["ris_port"]),
+            # The port the PACS was told to reach us on at `up` (older state files: default).
+            "retrieve_port": int(ep.get("retrieve_port", 11112)),
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

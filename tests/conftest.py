@@ -85,6 +85,7 @@ def make_config(home: Path, engine: str) -> LabConfig:
         mwl_port=free_port(),
         http_port=free_port(),
         ris_port=free_port(),
+        retrieve_port=free_port(),
         engine=engine,
     )
 
@@ -95,6 +96,7 @@ def _env_for(cfg: LabConfig) -> dict[str, str]:
         "DICOMKIT_MWL_PORT": str(cfg.mwl_port),
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
+        "DICOMKIT_RETRIEVE_PORT": str(cfg.retrieve_port),
     }
 
 

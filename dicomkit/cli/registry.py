@@ -90,6 +90,14 @@ ENTRIES: tuple[Entry, ...] = (
         "DICOM",
         "Find studies in the PACS (Study Root C-FIND at STUDY level).",
     ),
+    Entry(
+        "retrieve",
+        "workflow",
+        "retrieve",
+        "DICOM",
+        "Retrieve a study from the PACS into a folder (C-MOVE to us, or --get), each instance "
+        "checked.",
+    ),
     Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
     Entry(
         "lesson",
