@@ -98,6 +98,14 @@ ENTRIES: tuple[Entry, ...] = (
         "Retrieve a study from the PACS into a folder (C-MOVE to us, or --get), each instance "
         "checked.",
     ),
+    Entry(
+        "commit",
+        "workflow",
+        "commit",
+        "DICOM",
+        "Ask the PACS to take custody of stored instances (storage commitment, N-ACTION / "
+        "N-EVENT-REPORT).",
+    ),
     Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
     Entry(
         "lesson",

@@ -67,3 +67,49 @@ def retrieve(
                           f"{peer.host} {peer.port}")  # fmt: skip
     if not report.ok:
         raise typer.Exit(ExitCode.FAILED)
+
+
+def commit(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Instances to commit (DICOM files you stored).")
+    ] = None,
+    accession: AccessionOpt = "",
+    to: ToOpt = None,
+    aet: AetOpt = None,
+    timeout: TimeoutOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ask the PACS to take custody of stored instances (storage commitment, N-ACTION / N-EVENT-REPORT)."""
+    from dicomkit import ui
+    from dicomkit.dicom.commit import accession_instances, instances_of_files
+    from dicomkit.dicom.commit import commit as do_commit
+    from dicomkit.errors import UsageError
+
+    set_json(json)
+    cfg = CTX.config(aet=aet, timeout=timeout)
+    peer = peer_for(cfg, to)
+    if bool(files) == bool(accession):
+        raise UsageError("name FILE... or --accession (one of them)",
+                         "e.g. dicomkit commit --accession ACC-1001")  # fmt: skip
+    if files:
+        instances = instances_of_files(files)
+    else:
+        instances = accession_instances(peer, cfg.aet, accession, cfg.timeout)
+    report = do_commit(peer, cfg.aet, instances, listen_host=cfg.host,
+                       listen_port=cfg.retrieve_port, timeout=cfg.timeout)  # fmt: skip
+    if json:
+        ui.print_json(report.to_dict())
+    else:
+        ui.console.print(
+            f"storage commitment {report.transaction_uid} with {peer}: report on the "
+            f"{report.association} association from {report.report_from}"
+        )
+        rows = [
+            [r.sop_instance_uid, "committed" if r.committed else "FAILED",
+             "" if r.committed else f"0x{r.failure_reason or 0:04X} {r.reason}", r.file]
+            for r in report.results
+        ]  # fmt: skip
+        ui.console.print(ui.table("Storage commitment", ["SOP Instance UID", "result", "reason",
+                                                         "file"], rows))  # fmt: skip
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILED)
