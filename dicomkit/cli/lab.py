@@ -81,6 +81,11 @@ def _print_endpoints(state: object) -> None:
             else "status page",
         ],
         ["RIS API", ep.ris_url, f"docs: {ep.ris_url}/docs"],
+        [
+            "Retrieve / commitment",
+            f"{ep.host}:{ep.retrieve_port}",
+            f"AE title {ep.aet}, ours while `dicomkit retrieve|commit` run",
+        ],
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])

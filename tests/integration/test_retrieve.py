@@ -160,3 +160,13 @@ def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
     with first, pytest.raises(ConfigError) as err, second:
         pass
     assert "DICOMKIT_RETRIEVE_PORT" in err.value.hint
+
+
+def test_status_names_the_retrieve_and_commitment_endpoints(lab: Lab) -> None:
+    d = lab.cli("status", "--json").json()
+    ours = {"aet": "DICOMKIT", "dicom": f"127.0.0.1:{lab.cfg.retrieve_port}"}
+    assert d["retrieve"] == ours
+    assert d["storage_commitment"] == {
+        "scp": {"aet": "ORTHANC", "dicom": f"127.0.0.1:{lab.cfg.dicom_port}"},
+        "requestor": ours,
+    }
