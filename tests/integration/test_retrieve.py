@@ -4,6 +4,7 @@ sender with a cut file)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -170,3 +171,68 @@ def test_status_names_the_retrieve_and_commitment_endpoints(lab: Lab) -> None:
         "scp": {"aet": "ORTHANC", "dicom": f"127.0.0.1:{lab.cfg.dicom_port}"},
         "requestor": ours,
     }
+
+
+def _dcmtk(tool: str) -> str:
+    """DCMTK's tool, not pynetdicom's console script of the same name (an active venv)."""
+    path = need(tool)
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    if "dcmtk" not in out.stdout.lower():
+        pytest.skip(f"{path} is not DCMTK's {tool}")
+    return path
+
+
+def _pixels(folder: Path) -> dict[str, bytes]:
+    out = {}
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        out[str(ds.SOPInstanceUID)] = ds.PixelData
+    return out
+
+
+@pytest.mark.parametrize("method", ["move", "get"])
+def test_same_instances_as_dcmtk(lab: Lab, tmp_path: Path, method: str) -> None:
+    acc = f"RT-{lab.engine[:3].upper()}-DK{method[0].upper()}"
+    files = _acquire(lab, acc, tmp_path)
+    study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
+    ours, theirs = tmp_path / "ours", tmp_path / "dcmtk"
+    theirs.mkdir()
+    r = lab.cli("retrieve", "--study-uid", study, "--out", str(ours),
+                *(["--get"] if method == "get" else []))  # fmt: skip
+    assert r.code == 0, r.out + r.err
+    port = str(lab.cfg.dicom_port)
+    keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}"]
+    if method == "get":
+        argv = [_dcmtk("getscu"), "-S", "-aet", "DICOMKIT", "-aec", "ORTHANC", *keys,
+                "-od", str(theirs), "127.0.0.1", port]  # fmt: skip
+    else:
+        # movescu is its own C-MOVE destination: AE DICOMKIT on the port the lab knows it by.
+        argv = [_dcmtk("movescu"), "-S", "-aet", "DICOMKIT", "-aec", "ORTHANC", "-aem",
+                "DICOMKIT", "+P", str(lab.cfg.retrieve_port), *keys, "-od", str(theirs),
+                "127.0.0.1", port]  # fmt: skip
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert _pixels(ours) == _pixels(theirs) and len(_pixels(ours)) == 2
+
+
+def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.conftest import lab_env
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        import sys
+
+        return subprocess.run([sys.executable, "-m", "dicomkit", *args, "--json"],
+                              env=lab_env(tmp_path / "home"), capture_output=True, text=True)  # fmt: skip
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for args in (
+        ["retrieve", "--out", str(a_file), "--accession", "A"],  # --out is a file
+        ["retrieve", "--out", str(tmp_path / "o")],  # no study named
+        ["retrieve", "--out", str(tmp_path / "o"), "--accession", "A", "--study-uid", "1.2"],
+        ["commit"],  # nothing named
+        ["commit", str(a_file)],  # not DICOM
+    ):
+        r = cli(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert json.loads(r.stdout)["hint"], args
