@@ -236,3 +236,18 @@ def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
         r = cli(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert json.loads(r.stdout)["hint"], args
+
+
+def test_pacs_log_names_each_retrieve(lab: Lab, tmp_path: Path) -> None:
+    if lab.engine != "embedded":
+        pytest.skip("the embedded PACS's log lines (Orthanc logs in its own words)")
+    acc = "RT-EMB-LOG"
+    _acquire(lab, acc, tmp_path, n=1)
+    assert lab.cli("retrieve", "--accession", acc, "--out", str(tmp_path / "m")).code == 0
+    assert lab.cli("retrieve", "--accession", acc, "--out", str(tmp_path / "g"), "--get").code == 0
+    text = (lab.cfg.log_dir / "pacs.log").read_text()
+    assert (
+        f"C-MOVE of 1 instance(s) from DICOMKIT to DICOMKIT@127.0.0.1:{lab.cfg.retrieve_port}"
+        in text
+    )
+    assert "C-GET of 1 instance(s) by DICOMKIT" in text
