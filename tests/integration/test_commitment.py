@@ -108,3 +108,36 @@ def test_commit_logs_what_happened(lab: Lab, tmp_path: Path) -> None:
     text = (lab.cfg.log_dir / "pacs.log").read_text()
     assert "storage commitment" in text and "1 committed, 0 failed" in text
     assert "reported to DICOMKIT on the same association" in text
+
+
+def _n_action(lab: Lab, ds: Any, action_type: int = 1) -> int:
+    from pynetdicom import AE
+
+    ae = AE(ae_title="DICOMKIT")
+    ae.add_requested_context(STORAGE_COMMITMENT_PUSH)
+    assoc = ae.associate("127.0.0.1", lab.cfg.dicom_port, ae_title="ORTHANC")
+    assert assoc.is_established
+    try:
+        status, _ = assoc.send_n_action(ds, action_type, STORAGE_COMMITMENT_PUSH,
+                                        "1.2.840.10008.1.20.1.1")  # fmt: skip
+        return int(status.Status)
+    finally:
+        assoc.release()
+        ae.shutdown()
+
+
+def test_bad_requests_are_refused(lab: Lab) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    if lab.engine != "embedded":
+        pytest.skip("the embedded SCP's answers (Orthanc's are its own)")
+    no_refs = Dataset()
+    no_refs.TransactionUID = generate_uid()
+    assert _n_action(lab, no_refs) == 0x0120  # PS3.7 Missing attribute (Table J.3-1: Type 1)
+    no_uid = Dataset()
+    no_uid.ReferencedSOPSequence = []
+    assert _n_action(lab, no_uid) == 0x0120
+    assert _n_action(lab, no_refs, action_type=7) == 0x0123  # No such action type
+    # The PACS still answers afterwards.
+    assert lab.cli("echo").code == 0
