@@ -35,6 +35,7 @@ PROCESSING_FAILURE = 0x0110
 NO_SUCH_ACTION_TYPE = 0x0123
 MISSING_ATTRIBUTE = 0x0120
 SUCCESS = 0x0000
+SAME_ASSOCIATION_WAIT = 5.0  # seconds for the requestor's N-EVENT-REPORT-RSP on its association
 
 
 @dataclass
@@ -142,22 +143,27 @@ class CommitmentScp:
     def report(self, assoc: Any, outcome: Outcome) -> None:
         requestor = str(assoc.requestor.ae_title).strip()
         if assoc.is_established:
+            # A requestor that left (abort) leaves pynetdicom waiting the whole DIMSE timeout
+            # for an answer: one that stays answers at once, so wait briefly, then go new.
+            saved, assoc.dimse_timeout = assoc.dimse_timeout, SAME_ASSOCIATION_WAIT
             try:
                 status, _ = assoc.send_n_event_report(outcome.event_information(),
                                                       outcome.event_type, STORAGE_COMMITMENT_PUSH,
                                                       STORAGE_COMMITMENT_INSTANCE)  # fmt: skip
             except Exception as exc:
+                status = None  # e.g. the association ended meanwhile
                 log.info("commitment report on the same association failed (%s)", exc)
-            else:
-                code = int(status.Status) if status is not None and "Status" in status else None
-                if code == SUCCESS:
-                    log.info("storage commitment %s reported to %s on the same association",
-                             outcome.transaction_uid, requestor)  # fmt: skip
-                    return
-                # No answer, or a refusal (a requestor with no N-EVENT-REPORT handler): the
-                # report is still owed, so it goes on a new association (PS3.4 J.3.3).
-                log.info("commitment report on the same association answered %s",
-                         "nothing" if code is None else f"0x{code:04X}")  # fmt: skip
+            finally:
+                assoc.dimse_timeout = saved
+            code = int(status.Status) if status is not None and "Status" in status else None
+            if code == SUCCESS:
+                log.info("storage commitment %s reported to %s on the same association",
+                         outcome.transaction_uid, requestor)  # fmt: skip
+                return
+            # No answer, or a refusal (a requestor with no N-EVENT-REPORT handler): the
+            # report is still owed, so it goes on a new association (PS3.4 J.3.3).
+            log.info("commitment report on the same association answered %s",
+                     "nothing" if code is None else f"0x{code:04X}")  # fmt: skip
         self._report_new_association(requestor, outcome)
 
     def _report_new_association(self, requestor: str, outcome: Outcome) -> None:

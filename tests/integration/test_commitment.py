@@ -94,7 +94,7 @@ def test_report_on_a_new_association_when_the_requestor_left(lab: Lab, tmp_path:
         assoc.abort()  # gone before any report: it must come on a new association
         ae.shutdown()
         assert status.Status == 0x0000
-        assert done.wait(20), "no N-EVENT-REPORT on a new association"
+        assert done.wait(30), "no N-EVENT-REPORT on a new association"
     assert got["calling"] == "ORTHANC" and got["type"] == 1  # PS3.4 J.3.3: all committed
     assert got["info"].TransactionUID == ds.TransactionUID
     assert got["info"].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == sent.SOPInstanceUID
@@ -141,3 +141,15 @@ def test_bad_requests_are_refused(lab: Lab) -> None:
     assert _n_action(lab, no_refs, action_type=7) == 0x0123  # No such action type
     # The PACS still answers afterwards.
     assert lab.cli("echo").code == 0
+
+
+def test_orthanc_lists_its_commitment_job(lab: Lab, tmp_path: Path) -> None:
+    import httpx
+
+    if lab.engine != "native":
+        pytest.skip("Orthanc's REST API (the embedded PACS logs instead)")
+    [f] = _acquire(lab, "SC-NAT-JOB", tmp_path, n=1)
+    r = lab.cli("commit", str(f), "--json")
+    assert r.code == 0, r.out + r.err
+    jobs = httpx.get(f"http://127.0.0.1:{lab.cfg.http_port}/jobs?expand", timeout=10).json()
+    assert any(j.get("Type") == "StorageCommitmentScp" for j in jobs), jobs
