@@ -212,9 +212,9 @@ def _get(peer: Peer, calling_aet: str, uids: list[str], writer: InstanceWriter,
 
     from dicomkit.dicom.receiver import handle_store
 
-    contexts = [build_context(STUDY_ROOT_GET), *storage_contexts()]
+    contexts = [build_context(STUDY_ROOT_GET), *_get_contexts(peer, calling_aet, uids, timeout)]
     roles = []
-    for cx in contexts[1:]:
+    for cx in {str(c.abstract_syntax): c for c in contexts[1:]}.values():
         # PS3.4 C.4.3 / PS3.7 D.3.3.4: we take the Storage SCP role on this association.
         role = SCP_SCU_RoleSelectionNegotiation()
         role.sop_class_uid = cx.abstract_syntax
@@ -229,3 +229,25 @@ def _get(peer: Peer, calling_aet: str, uids: list[str], writer: InstanceWriter,
                 report.failed_uids += _failed_uids(ident)
             if report.status is None or status_category(report.status) == "failure":
                 return
+
+
+def _get_contexts(peer: Peer, calling_aet: str, uids: list[str], timeout: float) -> list[Any]:
+    """Storage contexts for a C-GET. An accepted context carries one transfer syntax, so the
+    study's own SOP classes get one context per syntax (a JPEG 2000 instance then comes back as
+    stored, not transcoded by the PACS); common classes with every syntax when they do not fit
+    in the 127 contexts beside the Get context (PS3.8 9.3.2.2), or the PACS lists no classes."""
+    from pynetdicom.presentation import build_context
+
+    from dicomkit.dicom.receiver import TRANSFER_SYNTAXES
+    from dicomkit.dicom.scu import find_instances
+
+    classes: set[str] = set()
+    for uid in uids:
+        try:
+            classes |= {c for c, _ in find_instances(peer, calling_aet, uid, timeout) if c}
+        except DimseFailure as exc:
+            log.info("C-FIND for the study's SOP classes failed (%s): common contexts", exc)
+            return storage_contexts()
+    if not classes or len(classes) * len(TRANSFER_SYNTAXES) > 127:
+        return storage_contexts()
+    return [build_context(c, [ts]) for c in sorted(classes) for ts in TRANSFER_SYNTAXES]

@@ -251,3 +251,20 @@ def test_pacs_log_names_each_retrieve(lab: Lab, tmp_path: Path) -> None:
         in text
     )
     assert "C-GET of 1 instance(s) by DICOMKIT" in text
+
+
+@pytest.mark.parametrize("method", ["move", "get"])
+def test_compressed_instance_arrives_as_stored(lab: Lab, tmp_path: Path, method: str) -> None:
+    f = testdata("JPEG2000.dcm")  # JPEG 2000 Lossless: our contexts take it as it is
+    sent = pydicom.dcmread(f)
+    r = lab.cli("store", str(f), "--json")
+    assert r.code == 0, r.out + r.err
+    out = tmp_path / "out"
+    r = lab.cli("retrieve", "--study-uid", str(sent.StudyInstanceUID), "--out", str(out),
+                "--json", *(["--get"] if method == "get" else []))  # fmt: skip
+    assert r.code == 0, r.out + r.err
+    [inst] = r.json()["instances"]
+    assert inst["transfer_syntax"] == sent.file_meta.TransferSyntaxUID
+    got = pydicom.dcmread(inst["path"])
+    assert got.file_meta.TransferSyntaxUID == sent.file_meta.TransferSyntaxUID
+    assert got.PixelData == sent.PixelData
