@@ -13,12 +13,14 @@ import pytest
 
 from dicomkit.dicom.receiver import STORAGE_COMMITMENT_PUSH, listening
 from tests.conftest import Lab, testdata
-from tests.integration.test_retrieve import _acquire
+from tests.integration.test_retrieve import acquire_study
+
+pytestmark = pytest.mark.orthanc  # the native lab runs Orthanc
 
 
 def test_commit_files(lab: Lab, tmp_path: Path) -> None:
     acc = f"SC-{lab.engine[:3].upper()}-1"
-    files = _acquire(lab, acc, tmp_path)
+    files = acquire_study(lab, acc, tmp_path)
     r = lab.cli("commit", *map(str, files), "--json")
     assert r.code == 0, r.out + r.err
     d = r.json()
@@ -33,7 +35,7 @@ def test_commit_files(lab: Lab, tmp_path: Path) -> None:
 
 def test_commit_unknown_instance_fails_with_0x0112(lab: Lab, tmp_path: Path) -> None:
     acc = f"SC-{lab.engine[:3].upper()}-2"
-    [stored] = _acquire(lab, acc, tmp_path, n=1)
+    [stored] = acquire_study(lab, acc, tmp_path, n=1)
     never = testdata("MR_small.dcm")  # never sent to this PACS
     r = lab.cli("commit", str(stored), str(never), "--json")
     assert r.code == 1, r.out + r.err
@@ -48,7 +50,7 @@ def test_commit_unknown_instance_fails_with_0x0112(lab: Lab, tmp_path: Path) -> 
 
 def test_commit_by_accession(lab: Lab, tmp_path: Path) -> None:
     acc = f"SC-{lab.engine[:3].upper()}-3"
-    files = _acquire(lab, acc, tmp_path)
+    files = acquire_study(lab, acc, tmp_path)
     r = lab.cli("commit", "--accession", acc, "--json")
     assert r.code == 0, r.out + r.err
     d = r.json()
@@ -67,7 +69,7 @@ def test_report_on_a_new_association_when_the_requestor_left(lab: Lab, tmp_path:
     from pynetdicom import AE
 
     acc = f"SC-{lab.engine[:3].upper()}-4"
-    [f] = _acquire(lab, acc, tmp_path, n=1)
+    [f] = acquire_study(lab, acc, tmp_path, n=1)
     sent = pydicom.dcmread(f)
     got: dict[str, Any] = {}
     done = threading.Event()
@@ -103,7 +105,7 @@ def test_report_on_a_new_association_when_the_requestor_left(lab: Lab, tmp_path:
 def test_commit_logs_what_happened(lab: Lab, tmp_path: Path) -> None:
     if lab.engine != "embedded":
         pytest.skip("the embedded PACS's log lines (Orthanc logs its job in its own words)")
-    [f] = _acquire(lab, "SC-EMB-LOG", tmp_path, n=1)
+    [f] = acquire_study(lab, "SC-EMB-LOG", tmp_path, n=1)
     assert lab.cli("commit", str(f)).code == 0
     text = (lab.cfg.log_dir / "pacs.log").read_text()
     assert "storage commitment" in text and "1 committed, 0 failed" in text
@@ -148,7 +150,7 @@ def test_orthanc_lists_its_commitment_job(lab: Lab, tmp_path: Path) -> None:
 
     if lab.engine != "native":
         pytest.skip("Orthanc's REST API (the embedded PACS logs instead)")
-    [f] = _acquire(lab, "SC-NAT-JOB", tmp_path, n=1)
+    [f] = acquire_study(lab, "SC-NAT-JOB", tmp_path, n=1)
     r = lab.cli("commit", str(f), "--json")
     assert r.code == 0, r.out + r.err
     jobs = httpx.get(f"http://127.0.0.1:{lab.cfg.http_port}/jobs?expand", timeout=10).json()

@@ -19,8 +19,10 @@ from dicomkit.dicom.receiver import InstanceWriter, file_name, listening
 from tests.conftest import Lab, free_port, need, testdata
 from tests.integration.test_workflow import order
 
+pytestmark = [pytest.mark.orthanc, pytest.mark.dcmtk]  # native Orthanc; movescu, getscu, storescu
 
-def _acquire(lab: Lab, acc: str, tmp: Path, n: int = 2) -> list[Path]:
+
+def acquire_study(lab: Lab, acc: str, tmp: Path, n: int = 2) -> list[Path]:
     order(lab, acc)
     files = []
     for i in range(n):
@@ -44,7 +46,8 @@ def _dcmdump_clean(path: Path) -> None:
 def test_retrieve_by_accession(lab: Lab, tmp_path: Path, method: str) -> None:
     acc = f"RT-{lab.engine[:3].upper()}-{method.upper()}"
     sent = {
-        pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f) for f in _acquire(lab, acc, tmp_path)
+        pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f)
+        for f in acquire_study(lab, acc, tmp_path)
     }
     out = tmp_path / "out"
     args = ["retrieve", "--accession", acc, "--out", str(out), "--json"]
@@ -71,7 +74,7 @@ def test_retrieve_by_accession(lab: Lab, tmp_path: Path, method: str) -> None:
 
 def test_retrieve_by_study_uid_and_human_output(lab: Lab, tmp_path: Path) -> None:
     acc = f"RT-{lab.engine[:3].upper()}-UID"
-    files = _acquire(lab, acc, tmp_path, n=1)
+    files = acquire_study(lab, acc, tmp_path, n=1)
     study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     r = lab.cli("retrieve", "--study-uid", study, "--out", str(tmp_path / "o"))
     assert r.code == 0, r.out + r.err
@@ -80,7 +83,7 @@ def test_retrieve_by_study_uid_and_human_output(lab: Lab, tmp_path: Path) -> Non
 
 def test_move_destination_unknown_names_the_fix(lab: Lab, tmp_path: Path) -> None:
     acc = f"RT-{lab.engine[:3].upper()}-A801"
-    files = _acquire(lab, acc, tmp_path, n=1)
+    files = acquire_study(lab, acc, tmp_path, n=1)
     study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     r = lab.cli("retrieve", "--study-uid", study, "--out", str(tmp_path / "o"),
                 "--aet", "NOTREGISTERED", "--json")  # fmt: skip
@@ -193,7 +196,7 @@ def _pixels(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("method", ["move", "get"])
 def test_same_instances_as_dcmtk(lab: Lab, tmp_path: Path, method: str) -> None:
     acc = f"RT-{lab.engine[:3].upper()}-DK{method[0].upper()}"
-    files = _acquire(lab, acc, tmp_path)
+    files = acquire_study(lab, acc, tmp_path)
     study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     ours, theirs = tmp_path / "ours", tmp_path / "dcmtk"
     theirs.mkdir()
@@ -242,7 +245,7 @@ def test_pacs_log_names_each_retrieve(lab: Lab, tmp_path: Path) -> None:
     if lab.engine != "embedded":
         pytest.skip("the embedded PACS's log lines (Orthanc logs in its own words)")
     acc = "RT-EMB-LOG"
-    _acquire(lab, acc, tmp_path, n=1)
+    acquire_study(lab, acc, tmp_path, n=1)
     assert lab.cli("retrieve", "--accession", acc, "--out", str(tmp_path / "m")).code == 0
     assert lab.cli("retrieve", "--accession", acc, "--out", str(tmp_path / "g"), "--get").code == 0
     text = (lab.cfg.log_dir / "pacs.log").read_text()
