@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,7 +21,7 @@ from typing import Any
 from dicomkit.dicom import dataset
 from dicomkit.dicom.net import status_name
 from dicomkit.errors import ConfigError
-from dicomkit.fsutil import fsync_dir
+from dicomkit.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -123,28 +121,11 @@ class InstanceWriter:
                                    PYNETDICOM_IMPLEMENTATION_VERSION)  # fmt: skip
         path = self.out_dir / file_name(sop_instance)
         try:
-            _write_atomic(path, (meta, data))
+            atomic_write_bytes(path, meta + data)  # tmp in this folder, fsync, os.replace
         except OSError as exc:
             log.error("C-STORE of %s: cannot write %s: %s", sop_instance, path, exc)
             return OUT_OF_RESOURCES, f"cannot write the file: {exc.strerror or exc}", ""
         return SUCCESS, "", str(path)
-
-
-def _write_atomic(path: Path, parts: tuple[bytes, ...]) -> None:
-    """tmp in the same folder, fsync, os.replace, fsync the folder: a reader never sees half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for part in parts:
-                fh.write(part)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def handle_store(event: Any, writer: InstanceWriter) -> Any:
