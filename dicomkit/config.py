@@ -39,6 +39,10 @@ class Endpoints:
     ris_port: int = 5000
     dicomweb: bool = True
     hl7_port: int = 2575  # the RIS's HL7 v2 MLLP listener (IANA's HL7 port)
+    # Our AE (the PACS knows it with host and port): C-MOVE destination, storage commitment
+    # requestor; `dicomkit retrieve` and `commit` listen on retrieve_port while they run.
+    aet: str = "DICOMKIT"
+    retrieve_port: int = 11112
 
     @property
     def ris_url(self) -> str:
@@ -65,6 +69,8 @@ class LabConfig:
     hl7_port: int = 2575  # HL7 v2 over MLLP into the RIS
     # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
     aet: str = "DICOMKIT"
+    # Where `retrieve` (C-MOVE destination) and `commit` (N-EVENT-REPORT) listen as ``aet``.
+    retrieve_port: int = 11112
     engine: str = "auto"
     orthanc_image: str = ""  # empty: the one named in compose/docker-compose.yml
     ris_image: str = ""
@@ -102,6 +108,8 @@ class LabConfig:
             ris_port=self.ris_port,
             dicomweb=dicomweb,
             hl7_port=self.hl7_port,
+            aet=self.aet,
+            retrieve_port=self.retrieve_port,
         )
 
     def with_overrides(self, **values: Any) -> LabConfig:
@@ -116,7 +124,7 @@ class LabConfig:
                 f"the dicomkit home {self.home} is not a folder",
                 "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
             )
-        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port"):
+        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port", "retrieve_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(
@@ -186,6 +194,8 @@ def _from_state(home: Path) -> dict[str, Any]:
             "http_port": int(ep["http_port"]),
             "ris_port": int(ep["ris_port"]),
             "hl7_port": int(ep.get("hl7_port", Endpoints.hl7_port)),
+            # The port the PACS was told to reach us on at `up` (older state files: default).
+            "retrieve_port": int(ep.get("retrieve_port", 11112)),
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

@@ -86,6 +86,11 @@ def print_endpoints(state: object) -> None:
             f"{ep.host}:{ep.hl7_port}",
             "ORM^O01, OMI^O23, ADT^A08: dicomkit hl7 send",
         ],
+        [
+            "Retrieve / commitment",
+            f"{ep.host}:{ep.retrieve_port}",
+            f"AE title {ep.aet}, ours while `dicomkit retrieve|commit` run",
+        ],
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-image": ("DICOM", "dicomkit.cli.dicom:make_image"),
     "store": ("DICOM", "dicomkit.cli.dicom:store"),
     "studies": ("DICOM", "dicomkit.cli.dicom:studies"),
+    "retrieve": ("DICOM", "dicomkit.cli.workflow:retrieve"),
+    "commit": ("DICOM", "dicomkit.cli.workflow:commit"),
     "anonymize": ("DICOM", "dicomkit.cli.anonymizecmd:anonymize"),
     "lessons": ("Tutor", "dicomkit.cli.tutor:lessons"),
     "lesson": ("Tutor", "dicomkit.cli.tutor:lesson"),

@@ -162,9 +162,11 @@ def association(
     *,
     timeout: float = 10.0,
     ext_neg: list[Any] | None = None,
+    handlers: list[Any] | None = None,
     what: str = "DICOM",
 ) -> Iterator[Association]:
-    """Open an association, yield it established, always release (or abort) on the way out."""
+    """Open an association, yield it established, always release (or abort) on the way out.
+    ``handlers``: more event handlers bound to it (e.g. EVT_C_STORE for C-GET)."""
     from pynetdicom import AE
 
     ae = AE(ae_title=calling_aet)
@@ -185,9 +187,9 @@ def association(
 
     from pynetdicom import evt
 
-    handlers: list[Any] = [nodelay_handler(), (evt.EVT_REJECTED, _on_rejected)]
+    bound: list[Any] = [nodelay_handler(), (evt.EVT_REJECTED, _on_rejected), *(handlers or [])]
     assoc = ae.associate(
-        peer.host, peer.port, ae_title=peer.aet, ext_neg=ext_neg, evt_handlers=handlers
+        peer.host, peer.port, ae_title=peer.aet, ext_neg=ext_neg, evt_handlers=bound
     )
     if not assoc.is_established:
         _raise_for_failed(assoc, peer, calling_aet, rejection, what)

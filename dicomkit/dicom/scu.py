@@ -687,3 +687,28 @@ def _store_one(assoc: Association, p: _Prepared, accepted: set[tuple[str, str]])
     if not r.ok and not r.error:
         r.error = r.status_name
     return r
+
+
+def find_instances(
+    peer: Peer, calling_aet: str, study_uid: str, timeout: float = 10.0
+) -> list[tuple[str, str]]:
+    """(SOP Class UID, SOP Instance UID) of every instance of a study: Study Root C-FIND at
+    SERIES, then IMAGE level (PS3.4 C.4.1.2.2, hierarchical: each level's unique keys)."""
+    from pydicom.dataset import Dataset
+
+    def query(level: str, **keys: str) -> Dataset:
+        ds = Dataset()
+        ds.QueryRetrieveLevel = level
+        for k, v in keys.items():
+            setattr(ds, k, v)
+        return ds
+
+    out: list[tuple[str, str]] = []
+    series = query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="")
+    for s in list(_c_find(peer, calling_aet, STUDY_ROOT_FIND, series, timeout, "series")):
+        image = query("IMAGE", StudyInstanceUID=study_uid,
+                      SeriesInstanceUID=str(s.get("SeriesInstanceUID", "")),
+                      SOPClassUID="", SOPInstanceUID="")  # fmt: skip
+        for ds in _c_find(peer, calling_aet, STUDY_ROOT_FIND, image, timeout, "image"):
+            out.append((str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", ""))))
+    return sorted(set(out))

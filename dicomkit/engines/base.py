@@ -237,4 +237,11 @@ def describe(state: LabState) -> dict[str, Any]:
         "ris": ep.ris_url,
         "hl7": f"{ep.host}:{ep.hl7_port}",
         "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
+        # Our AE while `dicomkit retrieve` / `commit` run: the C-MOVE destination and where a
+        # storage commitment report arrives on a new association (the PACS knows it so).
+        "retrieve": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+        "storage_commitment": {
+            "scp": {"aet": ep.pacs_aet, "dicom": f"{ep.host}:{ep.dicom_port}"},
+            "requestor": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+        },
     }

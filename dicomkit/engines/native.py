@@ -45,6 +45,9 @@ def orthanc_config(cfg: LabConfig, plugins: list[str] | None = None) -> dict[str
     if plugins is not None:
         conf["Plugins"] = plugins
     conf["DicomModalities"]["dicomkit"]["AET"] = cfg.aet
+    # Where C-MOVE sub-operations and storage commitment reports reach `dicomkit retrieve|commit`.
+    conf["DicomModalities"]["dicomkit"]["Host"] = cfg.host
+    conf["DicomModalities"]["dicomkit"]["Port"] = cfg.retrieve_port
     return conf
 
 

@@ -182,6 +182,8 @@ def handle_move(event: Any, index: Index, storage: Storage, cfg: ServerConfig) -
     store_assoc: list[Any] = []
     on_accepted = (evt.EVT_ACCEPTED, lambda ev: store_assoc.append(ev.assoc))
     kwargs = {"contexts": _contexts(files) or None, "evt_handlers": [on_accepted]}
+    log.info("C-MOVE of %d instance(s) from %s to %s@%s:%d", len(files),
+             str(event.assoc.requestor.ae_title).strip(), dest.aet, dest.host, dest.port)  # fmt: skip
     yield dest.host, dest.port, kwargs
     yield len(files)
     yield from _send(event, storage, files, lambda: store_assoc[0] if store_assoc else None)
@@ -194,6 +196,8 @@ def handle_get(event: Any, index: Index, storage: Storage) -> Iterator[Any]:
     except Exception:
         log.exception("C-GET query failed")
         files = []
+    log.info("C-GET of %d instance(s) by %s", len(files),
+             str(event.assoc.requestor.ae_title).strip())  # fmt: skip
     yield len(files)
     yield from _send(event, storage, files, lambda: event.assoc)
 

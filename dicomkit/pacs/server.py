@@ -17,6 +17,7 @@ from typing import Any
 
 from dicomkit.dicom import dataset, wire
 from dicomkit.pacs import lean, mwl, qr
+from dicomkit.pacs.commitment import STORAGE_COMMITMENT_PUSH, CommitmentScp
 from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier, record_of
 from dicomkit.pacs.settings import ServerConfig
 from dicomkit.pacs.storage import Storage, StorageFull
@@ -68,6 +69,9 @@ QR_CLASSES = (
     qr.STUDY_ROOT_MOVE,
     qr.STUDY_ROOT_GET,
 )
+
+# Served by pynetdicom only: Query/Retrieve and storage commitment (pacs/commitment.py).
+PYNETDICOM_ONLY = (*QR_CLASSES, STORAGE_COMMITMENT_PUSH)
 
 UNCOMPRESSED = [
     "1.2.840.10008.1.2",
@@ -328,6 +332,7 @@ class PacsServer:
         self.storage = Storage(cfg.storage_dir)
         self.index = Index(cfg.index_path)
         self.worklist = mwl.WorklistFolder(cfg.worklist_dir, cfg.max_worklist_file)
+        self.commitment = CommitmentScp(cfg, self.index, self.storage)
         self._servers: list[Any] = []
         self._http: Any = None
         self._stop = threading.Event()
@@ -344,7 +349,7 @@ class PacsServer:
         self.lean_contexts: dict[str, list[str]] = {
             str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
             for cx in self.ae.supported_contexts
-            if str(cx.abstract_syntax) not in QR_CLASSES
+            if str(cx.abstract_syntax) not in PYNETDICOM_ONLY
         }
         self.verification = VERIFICATION
         self.mwl_find = mwl.MWL_FIND
@@ -400,7 +405,7 @@ class PacsServer:
                 continue
             # Both roles: a C-GET requestor proposes to be the Storage SCP (PS3.4 C.4.3).
             ae.add_supported_context(cx.abstract_syntax, storage_ts, scu_role=True, scp_role=True)
-        for sop in (VERIFICATION, mwl.MWL_FIND, *QR_CLASSES):
+        for sop in (VERIFICATION, mwl.MWL_FIND, *PYNETDICOM_ONLY):
             ae.add_supported_context(sop, UNCOMPRESSED)
         return ae
 
@@ -418,6 +423,8 @@ class PacsServer:
             (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
             (evt.EVT_C_MOVE, qr.handle_move, [self.index, self.storage, self.cfg]),
             (evt.EVT_C_GET, qr.handle_get, [self.index, self.storage]),
+            (evt.EVT_N_ACTION, self.commitment.handle_action),
+            (evt.EVT_DIMSE_SENT, self.commitment.handle_sent),
         ]
 
     def start(self) -> None:
