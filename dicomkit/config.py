@@ -124,7 +124,14 @@ class LabConfig:
                 f"the dicomkit home {self.home} is not a folder",
                 "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
             )
-        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port", "retrieve_port"):
+        for name in (
+            "dicom_port",
+            "mwl_port",
+            "http_port",
+            "ris_port",
+            "hl7_port",
+            "retrieve_port",
+        ):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(

@@ -35,7 +35,7 @@ def anonymize(
     import tempfile
 
     from dicomkit import ui
-    from dicomkit.dicom.anonymize import anonymize_files, get_study_files
+    from dicomkit.dicom.anonymize import anonymize_files, fetch_study
 
     set_json(json)
     cfg = CTX.config()
@@ -47,7 +47,7 @@ def anonymize(
         if source is not None:
             files = sorted(p for p in source.rglob("*") if p.is_file())
         else:
-            files = get_study_files(peer, calling, accession, Path(tmp), timeout or cfg.timeout)
+            files = fetch_study(peer, calling, accession, Path(tmp), timeout or cfg.timeout)
         report = anonymize_files(files, out)
     if send:
         from dicomkit.dicom.scu import store_files

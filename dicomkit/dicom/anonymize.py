@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
     from dicomkit.dicom.net import Peer
 
+
 PROFILE_TABLE = "dicomfields_2026c"  # the Annex E edition dicom-anonymizer encodes
 # De-identification Method is LO (64 characters): the profile's PS3.16 name and the tool.
 METHOD = "Basic Application Confidentiality Profile (dicom-anonymizer)"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 _lock = threading.Lock()  # dicom-anonymizer keeps its old -> new UID map in a module global
 
 
@@ -112,57 +112,20 @@ def anonymize_files(paths: list[Path], out_dir: Path) -> AnonymizeReport:
     return report
 
 
-def get_study_files(
-    peer: Peer, calling_aet: str, accession: str, dest: Path, timeout: float
+def fetch_study(
+    peer: Peer, calling: str, accession: str, folder: Path, timeout: float
 ) -> list[Path]:
-    """Every instance of the studies with ``accession``: Study Root C-FIND for their Study
-    Instance UIDs, then C-GET (PS3.4 C.4.3) of each onto this association, written to
-    ``dest`` as numbered files."""
-    from pydicom.dataset import Dataset
-    from pynetdicom import StoragePresentationContexts, build_role, evt
-    from pynetdicom.presentation import build_context
-
-    from dicomkit.dicom.net import association, status_category
-    from dicomkit.dicom.scu import StudyQuery, find_studies
+    """The study's instances by C-GET, each checked whole before it is kept (dicom/retrieve)."""
+    from dicomkit.dicom.retrieve import retrieve
     from dicomkit.errors import DimseFailure
 
-    studies = find_studies(peer, calling_aet, StudyQuery(accession=accession), timeout)
-    uids = [s["study_instance_uid"] for s in studies if s["study_instance_uid"]]
-    if not uids:
-        raise UsageError(
-            f"the PACS at {peer} has no study with accession {accession}",
-            "store the images first (dicomkit studies --accession ... lists what it has)",
+    report = retrieve(peer, calling, folder, accession=accession, use_get=True, timeout=timeout)
+    if not report.ok:
+        bad = [r for r in report.instances if not r.ok]
+        raise DimseFailure(
+            f"C-GET of accession {accession} from {peer}: {report.status_name or 'failed'}"
+            + (f"; {len(bad)} instance(s) refused: {bad[0].error}" if bad else ""),
+            "see the PACS log (dicomkit logs pacs), or retrieve it with `dicomkit retrieve`",
+            status=report.status,
         )
-    dest.mkdir(parents=True, exist_ok=True)
-    got: list[Path] = []
-    # 128 presentation contexts at most (PS3.8 9.3.2.2): the GET context and 127 storage ones.
-    storage = StoragePresentationContexts[:127]
-    contexts = [build_context(STUDY_ROOT_GET), *storage]
-    roles = [build_role(str(c.abstract_syntax), scp_role=True) for c in storage]
-
-    def on_store(event: Any) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        path = dest / f"get{len(got) + 1:05d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        got.append(path)
-        return 0x0000  # Success
-
-    with association(
-        peer, calling_aet, contexts, timeout=timeout, ext_neg=roles, what="C-GET"
-    ) as assoc:
-        assoc.bind(evt.EVT_C_STORE, on_store)
-        for uid in uids:
-            query = Dataset()
-            query.QueryRetrieveLevel = "STUDY"
-            query.StudyInstanceUID = uid
-            for status, _ in assoc.send_c_get(query, STUDY_ROOT_GET):
-                code = int(status.Status) if status is not None and "Status" in status else None
-                if status_category(code) not in ("pending", "success", "warning"):
-                    raise DimseFailure(
-                        f"C-GET of study {uid} from {peer} failed: "
-                        + ("no status" if code is None else f"0x{code:04X}"),
-                        "see the PACS log (dicomkit logs pacs)",
-                        status=code,
-                    )
-    return got
+    return sorted(Path(r.path) for r in report.instances if r.ok)

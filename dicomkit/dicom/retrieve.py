@@ -10,7 +10,7 @@ from typing import Any
 
 from dicomkit.dicom.net import Peer, association, status_category, status_name
 from dicomkit.dicom.receiver import InstanceWriter, Received, listening, storage_contexts
-from dicomkit.errors import DicomkitError, DimseFailure, UsageError
+from dicomkit.errors import DimseFailure, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,8 @@ STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.4 Refused: Move Destination unknown
 
 
-class StudyNotFound(DicomkitError):
-    """No study in the PACS matches the accession."""
+class StudyNotFound(UsageError):
+    """No study in the PACS matches the accession: bad input (exit 2), as for anonymize."""
 
 
 @dataclass

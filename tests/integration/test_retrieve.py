@@ -100,7 +100,7 @@ def test_move_destination_unknown_names_the_fix(lab: Lab, tmp_path: Path) -> Non
 
 def test_retrieve_unknown_accession_fails(lab: Lab, tmp_path: Path) -> None:
     r = lab.cli("retrieve", "--accession", "RT-NOSUCH", "--out", str(tmp_path / "o"), "--json")
-    assert r.code == 1 and r.json()["error"] == "StudyNotFound"
+    assert r.code == 2 and r.json()["error"] == "StudyNotFound"
 
 
 # ---- the receiving SCP against real senders (no lab needed) ------------------------------
