@@ -18,7 +18,7 @@ from dicomkit.dicom import leanscu
 from dicomkit.dicom.net import Peer
 from dicomkit.dicom.scu import MWL_FIND, _assume_utf8, _c_find, find_worklist
 from dicomkit.dicom.worklist import WorklistQuery, answer_to_dict
-from dicomkit.errors import DicomkitError
+from dicomkit.errors import AssociationRejected, ConnectionFailed, DicomkitError
 from tests.conftest import free_port, start_lab, stop_lab, wait_port
 from tests.integration.test_embedded_differential import QUERIES, _identifier, items
 
@@ -114,6 +114,13 @@ def test_same_errors_as_pynetdicom(peers: dict[str, Peer], server: str) -> None:
     for aet, p in cases:
         new = _error(lambda aet=aet, p=p: find_worklist(p, aet, q, 20))
         old = _error(lambda aet=aet, p=p: _slow(p, q.identifier(), aet))
+        if p.aet == "WRONG_AET":
+            # The lean path decodes the A-ASSOCIATE-RJ (source 1, reason 7) every time.
+            # pynetdicom sometimes reports Orthanc's rejection as a lost connection (Orthanc
+            # closes right after the RJ, before pynetdicom's DUL has read it): allowed here.
+            assert new[0] is AssociationRejected and "called AE title" in new[2], new
+            assert old == new or old[0] is ConnectionFailed, old
+            continue
         assert new == old, (aet, p)
 
 
