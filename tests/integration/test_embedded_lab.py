@@ -19,7 +19,7 @@ def test_up_status_store_down_volumes(tmp_path: Path) -> None:
     try:
         state = json.loads(lab.cfg.state_file.read_text())
         assert state["engine"] == "embedded"
-        assert state["endpoints"]["dicomweb"] is False
+        assert state["endpoints"]["dicomweb"] is True
         assert state["endpoints"]["mwl_port"] == lab.cfg.mwl_port != lab.cfg.dicom_port
         conf = json.loads((pacs_dir(lab.cfg) / "server.json").read_text())
         assert conf["aet"] == lab.cfg.pacs_aet
