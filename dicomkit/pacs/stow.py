@@ -210,10 +210,21 @@ class StowResult:
     failed: list[Outcome] = field(default_factory=list)
 
 
+def as_part10(raw: bytes) -> bytes:
+    """The part as a Part 10 file. pydicom's ``dcmwrite`` (which dicomweb-client uses) writes
+    the File Meta Information without the 128-byte preamble and "DICM" when the data set has
+    no preamble; Orthanc stores those too, so the preamble is added (PS3.10 7.1)."""
+    vr = raw[4:6]
+    if raw[128:132] != b"DICM" and raw[:2] == b"\x02\x00" and vr.isalpha() and vr.isupper():
+        return b"\0" * 128 + b"DICM" + raw
+    return raw
+
+
 def store_part(raw: bytes, storage: Storage, index: Index, study: str | None) -> Outcome:
     """Check one part, then store it through the C-STORE path."""
     from dicomkit.pacs.server import store_raw
 
+    raw = as_part10(raw)
     try:
         sop_class, sop_uid, its_study = check_part(raw)
     except BadPart as exc:

@@ -225,3 +225,19 @@ def test_path_of_stored_files_stays_inside_storage(pacs: Any) -> None:
     files = list(Path(pacs.cfg.storage_dir, "files").glob("*/*.dcm"))
     assert len(files) == 4
     assert all(len(f.stem) == 64 for f in files)
+
+
+def test_a_data_set_written_without_preamble_is_stored(client: Any) -> None:
+    """pydicom's dcmwrite leaves out the preamble and "DICM" of a data set made in memory
+    (dicomweb-client sends that, e.g. `dicomkit make-image`'s image); stored as Part 10."""
+    from dicomkit.dicom.image import make_image
+
+    item = Dataset()
+    item.PatientName, item.PatientID, item.AccessionNumber = "NO^PREAMBLE", "NP1", "NP-1"
+    item.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds = make_image(item)
+    assert not hasattr(ds, "preamble") or ds.preamble is None
+    answer = client.store_instances(datasets=[ds])
+    assert answer.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert got.preamble == b"\0" * 128
