@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dicomkit import __version__
@@ -131,7 +132,9 @@ def create_app(db_path: Path, worklist_dir: Path, station_aet: str = "DICOMKIT")
     if any(recovered.values()):
         log.warning("recovered after restart: %s", recovered)
 
-    app = FastAPI(
+    # The API pages (/docs, /redoc) load Swagger UI and ReDoc from this server, never from a
+    # CDN: fastapi-offline is FastAPI's documented self-hosting recipe with the assets shipped.
+    app = FastAPIOffline(
         title="dicomkit RIS",
         version=__version__,
         description=(
