@@ -90,6 +90,13 @@ ENTRIES: tuple[Entry, ...] = (
         "DICOM",
         "Find studies in the PACS (Study Root C-FIND at STUDY level).",
     ),
+    Entry(
+        "show",
+        "show",
+        "show",
+        "DICOM",
+        "Show an image in the terminal beside its main tags (window/level from the data set).",
+    ),
     Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
     Entry(
         "lesson",
