@@ -83,6 +83,7 @@ def _wanted_syntaxes(request: Request) -> set[str]:
 def make_router(server: PacsServer) -> APIRouter:
     router = APIRouter(prefix=ROOT)
     index, storage = server.index, server.storage
+    cache = qido.Cache(index)
 
     # ---- QIDO-RS (PS3.18 10.6) -----------------------------------------------------------
     def search(request: Request, level: str, scope: dict[str, str]) -> Response:
@@ -91,7 +92,7 @@ def make_router(server: PacsServer) -> APIRouter:
             query = qido.parse(level, list(request.query_params.multi_items()), scope)
         except qido.QidoError as exc:
             raise HttpError(400, f"bad query parameter(s): {exc}") from None
-        found = qido.search(index, query, scope)
+        found = qido.search(cache, query)
         body = qido.answer(index, storage, query, found, base_url(request), scope)
         headers = {}
         if query.warnings:
@@ -126,7 +127,7 @@ def make_router(server: PacsServer) -> APIRouter:
     # ---- WADO-RS (PS3.18 10.4) -----------------------------------------------------------
     def retrieve(request: Request, study: str, series: str | None, sop: str | None) -> Response:
         _retrieve_syntax(request)
-        found = wado.files(index, study, series, sop)
+        found = wado.files(cache, study, series, sop)
         wanted = _wanted_syntaxes(request)
         if "*" not in wanted:
             stored = {ts for _p, _c, ts in found}
@@ -159,7 +160,7 @@ def make_router(server: PacsServer) -> APIRouter:
         _want_json(request)
         base = base_url(request)
         out = []
-        for path, _c, _ts in wado.files(index, study, series, sop):
+        for path, _c, _ts in wado.files(cache, study, series, sop):
             ds = wado.read(storage, path)
             url = (f"{base}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
                    f"/instances/{ds.SOPInstanceUID}")  # fmt: skip
@@ -179,7 +180,7 @@ def make_router(server: PacsServer) -> APIRouter:
         return meta(request, study, series, sop)
 
     def one(study: str, series: str, sop: str) -> Any:
-        path = wado.files(index, study, series, sop)[0][0]
+        path = wado.files(cache, study, series, sop)[0][0]
         return wado.read(storage, path)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}")

@@ -9,12 +9,13 @@ C.2.2.2, the same code as Query/Retrieve), ``includefield``, ``fuzzymatching``, 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dicomkit.pacs import dicomjson
 from dicomkit.pacs.index import ALL_KEYWORDS, Index, Resource
-from dicomkit.pacs.match import Constraint, compile_query, matches_all
+from dicomkit.pacs.match import Constraint, Flat, compile_query, matches_all
 from dicomkit.pacs.qr import flat_of
 
 if TYPE_CHECKING:
@@ -158,20 +159,76 @@ def parse(level: str, params: list[tuple[str, str]], scope: dict[str, str]) -> Q
     return query
 
 
-def _within(res: Resource, scope: dict[str, str]) -> bool:
-    values = {**res.parent_tags, **res.tags}
-    return all(values.get(k) == v for k, v in scope.items())
+Entry = tuple[Resource, Flat, dict[str, Any]]
 
 
-def search(index: Index, query: Query, scope: dict[str, str]) -> list[tuple[Resource, dict]]:
-    """The matching resources of the query's level, in the index's order, paged."""
-    found = []
-    for res in index.resources(query.level):
-        if not _within(res, scope):
-            continue
-        flat, values = flat_of(res)
-        if matches_all(flat, query.constraints):
-            found.append((res, values))
+class Cache:
+    """Each level's resources as flat records, read from the index once and again only when
+    its counts change (the embedded PACS only ever adds instances), with per-attribute value
+    maps so an exact key (a UID, an accession) finds its candidates without a scan."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._lock = threading.Lock()
+        self._key: tuple[int, ...] = ()
+        self._levels: dict[str, list[Entry]] = {}
+        self._by_value: dict[tuple[str, int], dict[str, list[int]]] = {}
+
+    def entries(self, level: str) -> list[Entry]:
+        key = tuple(self.index.counts().values())
+        with self._lock:
+            if key != self._key:
+                self._key, self._levels, self._by_value = key, {}, {}
+            if level not in self._levels:
+                self._levels[level] = [(r, *flat_of(r)) for r in self.index.resources(level)]
+            return self._levels[level]
+
+    def positions(self, level: str, tag: int, wanted: tuple[str, ...]) -> list[int]:
+        """Positions in ``entries(level)`` of the resources with one of these values."""
+        entries = self.entries(level)
+        with self._lock:
+            by_value = self._by_value.get((level, tag))
+            if by_value is None:
+                by_value = {}
+                for n, (_res, flat, _values) in enumerate(entries):
+                    for v in flat.get(tag, ()):
+                        if isinstance(v, str):
+                            by_value.setdefault(v, []).append(n)
+                self._by_value[(level, tag)] = by_value
+        return sorted({n for v in wanted for n in by_value.get(v, [])})
+
+    def find(self, level: str, keys: dict[str, str]) -> list[Entry]:
+        """The resources whose attributes equal ``keys`` (keyword -> value)."""
+        constraints = _exact(keys)
+        return self.search(level, constraints)
+
+    def search(self, level: str, constraints: tuple[Constraint, ...]) -> list[Entry]:
+        entries = self.entries(level)
+        exact = [c for c in constraints if c.exact is not None]
+        if exact:
+            first = exact[0]
+            assert first.exact is not None
+            candidates = [entries[n] for n in self.positions(level, first.tag, first.exact)]
+        else:
+            candidates = entries
+        return [e for e in candidates if matches_all(e[1], constraints)]
+
+
+def _exact(keys: dict[str, str]) -> tuple[Constraint, ...]:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for keyword, value in keys.items():
+        tag = dicomjson.tag_of(keyword)
+        if tag is not None:
+            ds.add_new(tag, dicomjson.vr_of(tag), value)
+    return compile_query(ds)
+
+
+def search(cache: Cache, query: Query) -> list[tuple[Resource, dict]]:
+    """The matching resources of the query's level, in the index's order, paged. The path's
+    UIDs are among the query's constraints (``parse`` adds them)."""
+    found = [(res, values) for res, _flat, values in cache.search(query.level, query.constraints)]
     found = found[query.offset :]
     return found[: query.limit] if query.limit else found
 

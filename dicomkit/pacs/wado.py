@@ -10,7 +10,7 @@ from dicomkit.pacs.httperror import HttpError
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from dicomkit.pacs.index import Index
+    from dicomkit.pacs.qido import Cache
     from dicomkit.pacs.storage import Storage
 
 # PS3.18 Table 8.7.3-2 (single-frame media types): a compressed frame's media type.
@@ -32,34 +32,23 @@ FRAME_MEDIA_TYPES = {
 }
 
 
-def files(index: Index, study: str, series: str | None = None,
+def files(cache: Cache, study: str, series: str | None = None,
           sop: str | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
     """(path, SOP Class, transfer syntax) of each stored instance the URL names; 404 if none."""
-    if sop is not None:
-        path = index.instance_path(sop)
-        found = [f for f in _under(index, "SERIES", series or "", study) if f[0] == path]
-        if path is None or not found:
-            raise HttpError(404, f"no instance {sop} in series {series} of study {study}")
-        return found
+    keys = {"StudyInstanceUID": study}
+    level = "STUDY"
     if series is not None:
-        found = _under(index, "SERIES", series, study)
-        if not found:
-            raise HttpError(404, f"no series {series} in study {study}")
-        return found
-    found = _under(index, "STUDY", study, study)
+        keys["SeriesInstanceUID"] = series
+        level = "SERIES"
+    if sop is not None:
+        keys["SOPInstanceUID"] = sop
+        level = "IMAGE"
+    found = cache.find(level, keys)
     if not found:
-        raise HttpError(404, f"no study {study}")
-    return found
-
-
-def _under(index: Index, level: str, uid: str, study: str) -> list[tuple[str, str, str]]:
-    key = "SeriesInstanceUID" if level == "SERIES" else "StudyInstanceUID"
-    ids = [
-        r.id
-        for r in index.resources(level)
-        if r.tags.get(key) == uid and {**r.parent_tags, **r.tags}.get("StudyInstanceUID") == study
-    ]
-    return index.files_under(level, ids)
+        what = {"STUDY": f"study {study}", "SERIES": f"series {series} in study {study}",
+                "IMAGE": f"instance {sop} in series {series} of study {study}"}[level]  # fmt: skip
+        raise HttpError(404, f"no {what}")
+    return cache.index.files_under(level, [res.id for res, _flat, _values in found])
 
 
 def read(storage: Storage, path: str) -> Dataset:
