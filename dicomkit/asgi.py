@@ -82,7 +82,7 @@ class ThreadedServer:
             raise
         config = uvicorn.Config(
             app, log_level="warning", timeout_keep_alive=5, limit_concurrency=256, http=protocol,
-            lifespan="off", access_log=False,
+            lifespan="off", access_log=False, timeout_graceful_shutdown=5,
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
