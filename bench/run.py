@@ -361,18 +361,24 @@ def _done(folder: Path, n: int) -> bool:
     return _marker(folder).exists() and _marker(folder).read_text() == str(n)
 
 
+def _copies_of_ct_small(folder: Path) -> Any:
+    """An empty ``folder`` and pydicom's CT_small.dcm, to save changed copies of into it."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return dcmread(get_testdata_file("CT_small.dcm"))
+
+
 def small_files(n: int = 500) -> Path:
     """n copies of pydicom's CT_small.dcm (39 KB), each with its own SOP Instance UID."""
     folder = DATA / f"small-{n}"
     if _done(folder, n):
         return folder
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds = _copies_of_ct_small(folder)
     for i in range(n):
         uid = generate_uid()
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
@@ -387,14 +393,10 @@ def large_files(n: int = 20, size: int = 512) -> Path:
     if _done(folder, n):
         return folder
     import numpy as np
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(7)
-    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds = _copies_of_ct_small(folder)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.Rows = ds.Columns = size
     ds.SeriesInstanceUID = generate_uid()
@@ -412,13 +414,9 @@ def tiny_studies(n: int = 10_000) -> Path:
     folder = DATA / f"studies-{n}"
     if _done(folder, n):
         return folder
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds = _copies_of_ct_small(folder)
     ds.Rows = ds.Columns = 8
     ds.PixelData = bytes(128)
     for i in range(n):
