@@ -29,6 +29,9 @@ a{color:#0969da;text-decoration:none}
 code{font-size:.8rem}
 """
 
+# An instance the PACS cannot render (no pixel data: 406) shows a note instead of a broken image.
+_NO_PREVIEW = "this.outerHTML='<span class=&quot;muted&quot;>no preview: not an image</span>'"
+
 # Says on the page whether every preview decoded (the browser test reads it).
 _SCRIPT = """
 window.addEventListener('load', function () {
@@ -78,7 +81,7 @@ def _study(server: PacsServer, study: Resource, series: list[Resource],
             out.append(
                 f'<figure><a href="{escape(i_web)}/rendered"><img class="preview" alt="instance '
                 f'{escape(inst.tags.get("InstanceNumber", ""))}" src="{escape(i_web)}/rendered"'
-                f' loading="{"eager" if first else "lazy"}"></a><figcaption>#'
+                f' loading="{"eager" if first else "lazy"}" onerror="{_NO_PREVIEW}"></a><figcaption>#'
                 f"{escape(inst.tags.get('InstanceNumber', '') or '?')} "
                 f"{_a(f'/instances/{inst.id}', 'REST')} · {_a(i_web, 'WADO-RS')} · "
                 f"{_a(i_web + '/metadata', 'metadata')} · {_a(i_web + '/rendered', 'PNG/JPEG')}"
