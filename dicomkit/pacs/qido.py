@@ -162,56 +162,83 @@ def parse(level: str, params: list[tuple[str, str]], scope: dict[str, str]) -> Q
 Entry = tuple[Resource, Flat, dict[str, Any]]
 
 
+@dataclass
+class _Generation:
+    """What the cache knows for one state of the index (its counts)."""
+
+    key: tuple[int, ...]
+    levels: dict[str, list[Resource]] = field(default_factory=dict)
+    flats: dict[str, list[tuple[Flat, dict[str, Any]] | None]] = field(default_factory=dict)
+    by_value: dict[tuple[str, int], dict[str, list[int]]] = field(default_factory=dict)
+
+
 class Cache:
-    """Each level's resources as flat records, read from the index once and again only when
-    its counts change (the embedded PACS only ever adds instances), with per-attribute value
-    maps so an exact key (a UID, an accession) finds its candidates without a scan."""
+    """Each level's resources, read from the index once and again only when its counts change
+    (the embedded PACS only ever adds instances); each one's flat record for matching is made
+    when first needed, and per-attribute value maps let an exact key (a UID, an accession)
+    find its candidates without a scan. A search works on one generation from start to end."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
         self._lock = threading.Lock()
-        self._key: tuple[int, ...] = ()
-        self._levels: dict[str, list[Entry]] = {}
-        self._by_value: dict[tuple[str, int], dict[str, list[int]]] = {}
+        self._gen = _Generation(())
 
-    def entries(self, level: str) -> list[Entry]:
+    def _current(self, level: str) -> _Generation:
         key = tuple(self.index.counts().values())
         with self._lock:
-            if key != self._key:
-                self._key, self._levels, self._by_value = key, {}, {}
-            if level not in self._levels:
-                self._levels[level] = [(r, *flat_of(r)) for r in self.index.resources(level)]
-            return self._levels[level]
+            if key != self._gen.key:
+                self._gen = _Generation(key)
+            gen = self._gen
+            if level not in gen.levels:
+                found = self.index.resources(level)
+                gen.levels[level] = found
+                gen.flats[level] = [None] * len(found)
+            return gen
 
-    def positions(self, level: str, tag: int, wanted: tuple[str, ...]) -> list[int]:
-        """Positions in ``entries(level)`` of the resources with one of these values."""
-        entries = self.entries(level)
-        with self._lock:
-            by_value = self._by_value.get((level, tag))
-            if by_value is None:
-                by_value = {}
-                for n, (_res, flat, _values) in enumerate(entries):
-                    for v in flat.get(tag, ()):
-                        if isinstance(v, str):
-                            by_value.setdefault(v, []).append(n)
-                self._by_value[(level, tag)] = by_value
-        return sorted({n for v in wanted for n in by_value.get(v, [])})
+    def resources(self, level: str) -> list[Resource]:
+        return self._current(level).levels[level]
 
     def find(self, level: str, keys: dict[str, str]) -> list[Entry]:
         """The resources whose attributes equal ``keys`` (keyword -> value)."""
-        constraints = _exact(keys)
-        return self.search(level, constraints)
+        return self.search(level, _exact(keys))
 
     def search(self, level: str, constraints: tuple[Constraint, ...]) -> list[Entry]:
-        entries = self.entries(level)
+        gen = self._current(level)
+        found, flats = gen.levels[level], gen.flats[level]
         exact = [c for c in constraints if c.exact is not None]
-        if exact:
-            first = exact[0]
-            assert first.exact is not None
-            candidates = [entries[n] for n in self.positions(level, first.tag, first.exact)]
-        else:
-            candidates = entries
-        return [e for e in candidates if matches_all(e[1], constraints)]
+        candidates: Any = range(len(found))
+        if exact and exact[0].exact is not None:
+            by_value = self._by_value(gen, level, exact[0].tag)
+            candidates = sorted({n for v in exact[0].exact for n in by_value.get(v, [])})
+        out = []
+        for n in candidates:
+            made = flats[n]
+            if made is None:
+                made = flats[n] = flat_of(found[n])  # the same value if two threads race
+            if matches_all(made[0], constraints):
+                out.append((found[n], made[0], made[1]))
+        return out
+
+    def _by_value(self, gen: _Generation, level: str, tag: int) -> dict[str, list[int]]:
+        with self._lock:
+            by_value = gen.by_value.get((level, tag))
+            if by_value is None:
+                keyword = dicomjson.keyword_of(tag)
+                by_value = {}
+                for n, res in enumerate(gen.levels[level]):
+                    for v in _texts(res, keyword):
+                        by_value.setdefault(v, []).append(n)
+                gen.by_value[(level, tag)] = by_value
+            return by_value
+
+
+def _texts(res: Resource, keyword: str) -> tuple[str, ...]:
+    """The values of one attribute of a resource, as ``flat_of`` makes them."""
+    value = res.extra.get(keyword, res.tags.get(keyword, res.parent_tags.get(keyword)))
+    if value is None:
+        return ()
+    parts = value if isinstance(value, list) else str(value).split("\\")
+    return tuple(t for p in parts if (t := str(p).strip()))
 
 
 def _exact(keys: dict[str, str]) -> tuple[Constraint, ...]:
