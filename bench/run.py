@@ -277,6 +277,7 @@ class Server:
     port: int  # DICOM (C-STORE, C-ECHO)
     mwl_port: int
     count: Callable[[], int] = field(default=lambda: -1)
+    http: str = ""  # http://HOST:PORT of its HTTP side (DICOMweb at /dicom-web)
 
 
 def _lab_config(home: Path) -> Any:
@@ -292,8 +293,9 @@ def _lab_config(home: Path) -> Any:
 
 
 @contextlib.contextmanager
-def orthanc(home: Path, worklists: Path | None = None) -> Iterator[Server]:
-    """Orthanc with the lab's own configuration (SyncStorageArea: durable), fresh storage."""
+def orthanc(home: Path, worklists: Path | None = None, dicomweb: bool = False) -> Iterator[Server]:
+    """Orthanc with the lab's own configuration (SyncStorageArea: durable), fresh storage;
+    its DICOMweb plugin only when asked for."""
     from dicomkit.engines.native import orthanc_config, orthanc_plugins
 
     cfg = _lab_config(home)
@@ -301,7 +303,7 @@ def orthanc(home: Path, worklists: Path | None = None) -> Iterator[Server]:
     conf["StorageDirectory"] = conf["IndexDirectory"] = str(home / "orthanc-db")
     conf["Worklists"]["Database"] = str(worklists or home / "worklists")
     (worklists or home / "worklists").mkdir(parents=True, exist_ok=True)
-    conf["DicomWeb"]["Enable"] = False
+    conf["DicomWeb"]["Enable"] = dicomweb
     path = home / "orthanc.json"
     path.write_text(json.dumps(conf))
     url = f"http://{HOST}:{cfg.http_port}"
@@ -317,6 +319,7 @@ def orthanc(home: Path, worklists: Path | None = None) -> Iterator[Server]:
             cfg.dicom_port,
             cfg.dicom_port,
             lambda: int(http_json(f"{url}/statistics")["CountInstances"]),
+            url,
         )
 
 
@@ -344,6 +347,7 @@ def embedded(home: Path, worklists: Path | None = None) -> Iterator[Server]:
             cfg.dicom_port,
             cfg.mwl_port,
             lambda: int(http_json(f"{url}/status")["counts"]["instances"]),
+            url,
         )
 
 
@@ -371,18 +375,24 @@ def _done(folder: Path, n: int) -> bool:
     return _marker(folder).exists() and _marker(folder).read_text() == str(n)
 
 
+def _copies_of_ct_small(folder: Path) -> Any:
+    """An empty ``folder`` and pydicom's CT_small.dcm, to save changed copies of into it."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return dcmread(get_testdata_file("CT_small.dcm"))
+
+
 def small_files(n: int = 500) -> Path:
     """n copies of pydicom's CT_small.dcm (39 KB), each with its own SOP Instance UID."""
     folder = DATA / f"small-{n}"
     if _done(folder, n):
         return folder
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds = _copies_of_ct_small(folder)
     for i in range(n):
         uid = generate_uid()
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
@@ -397,14 +407,10 @@ def large_files(n: int = 20, size: int = 512) -> Path:
     if _done(folder, n):
         return folder
     import numpy as np
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(7)
-    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds = _copies_of_ct_small(folder)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.Rows = ds.Columns = size
     ds.SeriesInstanceUID = generate_uid()
@@ -413,6 +419,26 @@ def large_files(n: int = 20, size: int = 512) -> Path:
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.InstanceNumber = i + 1
         ds.save_as(folder / f"img{i:03d}.dcm", enforce_file_format=True)
+    _marker(folder).write_text(str(n))
+    return folder
+
+
+def tiny_studies(n: int = 10_000) -> Path:
+    """n studies of one 8x8 CT instance each (from CT_small), accessions ACC-00000..."""
+    folder = DATA / f"studies-{n}"
+    if _done(folder, n):
+        return folder
+    from pydicom.uid import generate_uid
+
+    ds = _copies_of_ct_small(folder)
+    ds.Rows = ds.Columns = 8
+    ds.PixelData = bytes(128)
+    for i in range(n):
+        ds.PatientID, ds.PatientName = f"P{i % 3000:04d}", f"PATIENT^{i:05d}"
+        ds.AccessionNumber = f"ACC-{i:05d}"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / f"s{i:05d}.dcm", enforce_file_format=True)
     _marker(folder).write_text(str(n))
     return folder
 
@@ -855,6 +881,146 @@ def bench_up(reps: int) -> None:
     )
 
 
+def _storescu(port: int, folder: Path) -> None:
+    argv = [str(DCMTK / "storescu"), "-aet", AET, "-aec", PACS_AET, "+sd", "+r", HOST, str(port)]
+    timed([*argv, str(folder)], clean_env(**NODELAY))
+
+
+def _related(files: list[Path]) -> tuple[bytes, str]:
+    """A STOW-RS body (PS3.18 10.5.1) of these files and its Content-Type."""
+    boundary = "dicomkit-bench-boundary"
+    parts = [b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n"
+             + f.read_bytes() + b"\r\n" for f in files]  # fmt: skip
+    body = b"".join(parts) + b"--" + boundary.encode() + b"--\r\n"
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def bench_dicomweb(reps: int) -> None:
+    """DICOMweb beside Orthanc's plugin, same files, same run: QIDO-RS one-match study search
+    among 10,000 studies, WADO-RS retrieve of a 100-instance series."""
+    import httpx
+
+    studies, series = tiny_studies(10_000), large_files(100, 512)
+    names = ["embedded", "Orthanc"]
+    qido: dict[str, list[float]] = {k: [] for k in names}
+    wado: dict[str, list[float]] = {k: [] for k in names}
+    cold: dict[str, float] = {}
+    size = files_bytes(series)
+    from pydicom import dcmread
+
+    head = dcmread(next(series.glob("*.dcm")), stop_before_pixels=True)
+    series_path = f"/dicom-web/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}"
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    with (
+        workdir("dw-e-") as he,
+        workdir("dw-o-") as ho,
+        embedded(he) as e,
+        orthanc(ho, dicomweb=True) as o,
+    ):
+        servers = {"embedded": e, "Orthanc": o}
+        for s in servers.values():
+            say(f"  loading 10,000 studies + a 100-instance series into {s.name} (storescu)")
+            _storescu(s.port, studies)
+            _storescu(s.port, series)
+            assert s.count() == 10_100, s.count()
+        with httpx.Client(timeout=TIMEOUT) as client:
+            for name, s in servers.items():
+                t0 = time.perf_counter()
+                r = client.get(f"{s.http}/dicom-web/studies?AccessionNumber=ACC-05000")
+                cold[name] = time.perf_counter() - t0
+                assert r.status_code == 200 and len(r.json()) == 1, (name, r.text[:200])
+            for i in range(reps):
+                for name in rotated(names, i):
+                    url = f"{servers[name].http}/dicom-web/studies?AccessionNumber=ACC-{(i * 37) % 10_000:05d}"
+                    t0 = time.perf_counter()
+                    r = client.get(url)
+                    qido[name].append(time.perf_counter() - t0)
+                    assert r.status_code == 200 and len(r.json()) == 1, (name, r.text[:200])
+            for i in range(max(3, reps // 4)):
+                for name in rotated(names, i):
+                    t0 = time.perf_counter()
+                    got = 0
+                    with client.stream("GET", servers[name].http + series_path,
+                                           headers={"Accept": accept}) as r:  # fmt: skip
+                        assert r.status_code == 200, (name, r.status_code)
+                        for chunk in r.iter_bytes():
+                            got += len(chunk)
+                    wado[name].append(time.perf_counter() - t0)
+                    assert got > 0.99 * size, (name, got, size)  # the PACS rewrites the meta
+                    say(f"  wado rep {i + 1} {name}: {size / 1e6 / wado[name][-1]:.0f} MB/s")
+    qe, qo = median(qido["embedded"]), median(qido["Orthanc"])
+    ROWS.append(
+        Row(
+            "QIDO-RS study search, one match among 10,000 studies",
+            ms(qe),
+            f"Orthanc plugin {ms(qo)}",
+            ratio(qo, qe),
+            "embedded <= Orthanc",
+            mark(qe <= qo),
+            command="GET /dicom-web/studies?AccessionNumber=ACC-nnnnn (httpx, one keep-alive "
+            "connection, a different accession each time)",
+            note=f"{reps} queries per side, alternating; both loaded by storescu first. The first "
+            f"query after new instances builds the embedded PACS's read cache: "
+            f"embedded {ms(cold['embedded'])}, Orthanc {ms(cold['Orthanc'])} (first query)",
+            raw={"seconds": qido, "first": cold},
+        )
+    )
+    we, wo = (size / 1e6 / median(wado[k]) for k in names)
+    ROWS.append(
+        Row(
+            f"WADO-RS retrieve of a 100-instance series ({size / 1e6:.0f} MB, 512x512 16-bit)",
+            f"{we:.0f} MB/s",
+            f"Orthanc plugin {wo:.0f} MB/s",
+            ratio(we, wo),
+            ">= 1.0x",
+            mark(we >= wo),
+            command=f"GET /dicom-web/studies/S/series/S, Accept: {accept} (streamed)",
+            note="MB/s of the stored files' size over the whole response time",
+            raw={"seconds": wado},
+        )
+    )
+    say(f"dicomweb: qido {ms(qe)} vs {ms(qo)}; wado {we:.0f} vs {wo:.0f} MB/s")
+
+
+def bench_stow(reps: int) -> None:
+    """STOW-RS of 500 small instances in one request, into a fresh server each run: the
+    embedded PACS beside Orthanc's DICOMweb plugin."""
+    import httpx
+
+    small = small_files(500)
+    names = ["embedded", "Orthanc"]
+    body, ctype = _related(sorted(small.glob("*.dcm")))
+    stow: dict[str, list[float]] = {k: [] for k in names}
+    for i in range(reps):
+        for name in rotated(names, i):
+            with workdir("dw-stow-") as home:
+                srv = embedded if name == "embedded" else orthanc
+                kwargs = {} if name == "embedded" else {"dicomweb": True}
+                with srv(home, **kwargs) as s:
+                    t0 = time.perf_counter()
+                    r = httpx.post(f"{s.http}/dicom-web/studies", content=body,
+                                   headers={"Content-Type": ctype}, timeout=TIMEOUT)  # fmt: skip
+                    stow[name].append(time.perf_counter() - t0)
+                    assert r.status_code == 200, (name, r.status_code, r.text[:300])
+                    assert s.count() == 500, (name, s.count())
+            say(f"  stow rep {i + 1} {name}: {500 / stow[name][-1]:.0f} inst/s")
+    se, so = (500 / median(stow[k]) for k in names)
+    ROWS.append(
+        Row(
+            "STOW-RS of 500 small instances (CT_small, 39 KB) in one request",
+            f"{se:.0f} inst/s",
+            f"Orthanc plugin {so:.0f} inst/s",
+            ratio(se, so),
+            ">= 1.0x",
+            mark(se >= so),
+            command="POST /dicom-web/studies, multipart/related; type=application/dicom, 500 parts",
+            note="fresh server per run; both fsync every instance (Orthanc SyncStorageArea true)",
+            raw={"seconds": stow},
+        )
+    )
+    say(f"stow: {se:.0f} vs {so:.0f} inst/s")
+
+
 BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "help": (bench_help, 15),
     "echo": (bench_echo, 15),
@@ -862,6 +1028,8 @@ BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "mwl": (bench_mwl, 21),
     "store": (bench_store, 3),
     "large": (bench_large, 5),
+    "dicomweb": (bench_dicomweb, 21),
+    "stow": (bench_stow, 5),
 }
 
 

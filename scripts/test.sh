@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# Real peers: Orthanc (+ DICOMweb plugin) and DCMTK; dicom3tools for dciodvfy, the IOD checker.
+# Real peers: Orthanc (+ DICOMweb plugin) and DCMTK; dicom3tools for dciodvfy, the IOD checker;
+# Chromium renders the lab's pages headless (tests/integration/test_pages_offline.py).
 # Docker is set up by scripts/docker-setup.sh.
 missing=()
-for pkg in orthanc orthanc-dicomweb dcmtk dicom3tools; do
+for pkg in orthanc orthanc-dicomweb dcmtk dicom3tools chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -78,7 +78,7 @@ def print_endpoints(state: object) -> None:
             ep.pacs_url,
             "Orthanc Explorer at /app/explorer.html"
             if state.engine != "embedded"
-            else "status page",
+            else f"studies, series, previews and links: {ep.pacs_url}/",
         ],
         ["RIS API", ep.ris_url, "OpenAPI docs at /docs"],
         [

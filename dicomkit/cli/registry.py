@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "studies": ("DICOM", "dicomkit.cli.dicom:studies"),
     "retrieve": ("DICOM", "dicomkit.cli.workflow:retrieve"),
     "commit": ("DICOM", "dicomkit.cli.workflow:commit"),
+    "show": ("DICOM", "dicomkit.cli.show:show"),
     "anonymize": ("DICOM", "dicomkit.cli.anonymizecmd:anonymize"),
     "lessons": ("Tutor", "dicomkit.cli.tutor:lessons"),
     "lesson": ("Tutor", "dicomkit.cli.tutor:lesson"),

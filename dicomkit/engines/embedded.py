@@ -71,7 +71,7 @@ class EmbeddedEngine(ProcessLab):
         conf_path = pacs_dir(cfg) / "server.json"
         atomic_write_text(conf_path, json.dumps(server_config(cfg), indent=2))
         state = LabState(
-            engine=self.name, endpoints=cfg.endpoints(dicomweb=False), started=now_iso()
+            engine=self.name, endpoints=cfg.endpoints(dicomweb=True), started=now_iso()
         )
         log = cfg.log_dir / "pacs.log"
         pid = process.spawn(process.python_argv(MODULE, "--config", str(conf_path)), log)

@@ -1,26 +1,32 @@
-"""The embedded PACS's HTTP API: ``/status`` plus a read-only subset of Orthanc's REST API
-(``/system``, ``/statistics``, ``/patients|studies|series|instances[/{id}]``, ``/tools/find``),
-so lessons and checks make the same calls on both engines. Stdlib only, bound to cfg.host.
+"""The embedded PACS's HTTP side, on the lab's one HTTP stack (FastAPI on uvicorn, like the
+RIS): ``/status``, a read-only subset of Orthanc's REST API (``/system``, ``/statistics``,
+``/patients|studies|series|instances[/{id}]``, ``/tools/find``) so lessons and checks make the
+same calls on both engines, DICOMweb at ``/dicom-web`` (dicomweb.py) and a browsing page at
+``/`` (page.py). Bound to cfg.host.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dicomkit.pacs.httperror import HttpError
 from dicomkit.pacs.index import Resource
 from dicomkit.pacs.match import compile_query, matches_all
 from dicomkit.pacs.qr import flat_of
 
 if TYPE_CHECKING:
+    from dicomkit.asgi import ThreadedServer
     from dicomkit.pacs.server import PacsServer
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # a /tools/find body is < 1 KiB
 # Orthanc's REST names for the levels, and which of our levels they are.
 _LEVELS = {
     "patients": ("PATIENT", "Patient"),
@@ -32,11 +38,7 @@ _FIND_LEVELS = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "ins
 _CHILDREN = {"PATIENT": "Studies", "STUDY": "Series", "SERIES": "Instances"}
 _PARENT = {"STUDY": "ParentPatient", "SERIES": "ParentStudy", "IMAGE": "ParentSeries"}
 
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+__all__ = ["HttpError", "create_app", "describe", "start_http", "tools_find"]
 
 
 def _patient_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -66,8 +68,26 @@ def describe(server: PacsServer, res: Resource) -> dict[str, Any]:
     return out
 
 
+def _query_tag(name: str) -> int:
+    """A /tools/find key: a keyword or ``GGGG,EEEE`` (Orthanc takes both); 400 otherwise."""
+    from pydicom.datadict import dictionary_has_tag, tag_for_keyword
+
+    tag = tag_for_keyword(name)
+    if tag is None and len(name) == 9 and name[4] == ",":
+        try:
+            number = int(name[:4] + name[5:], 16)
+        except ValueError:
+            number = -1
+        if number >= 0 and dictionary_has_tag(number):
+            tag = number
+    if tag is None:
+        raise HttpError(400, f"unknown DICOM tag {name!r} in Query (use a keyword or GGGG,EEEE)")
+    return int(tag)
+
+
 def tools_find(server: PacsServer, body: dict[str, Any]) -> list[Any]:
     """Orthanc's ``POST /tools/find``: {"Level": "Study", "Query": {...}, "Expand": bool}."""
+    from pydicom.datadict import dictionary_VR
     from pydicom.dataset import Dataset
 
     level = _FIND_LEVELS.get(str(body.get("Level", "")).lower())
@@ -78,10 +98,15 @@ def tools_find(server: PacsServer, body: dict[str, Any]) -> list[Any]:
         raise HttpError(400, "Query must be an object of DICOM keywords")
     ds = Dataset()
     for keyword, value in query.items():
-        try:
-            setattr(ds, str(keyword), str(value))
-        except (ValueError, TypeError, AttributeError):
-            raise HttpError(400, f"unknown DICOM keyword {keyword!r}") from None
+        tag = _query_tag(str(keyword))
+        vr = str(dictionary_VR(tag)).split(" or ")[0]
+        text = str(value)
+        if vr == "UI" and ("*" in text or "?" in text):
+            # Like Orthanc: UIDs match exactly or as a list (PS3.4 C.2.2.2.2), never by wildcard.
+            raise HttpError(400, f"wildcards are not allowed on the UID {keyword!r}")
+        if vr in ("SQ", "OB", "OW", "UN"):
+            raise HttpError(400, f"{keyword!r} ({vr}) cannot be matched")
+        ds.add_new(tag, vr, text)
     constraints = compile_query(ds)
     found = [r for r in server.index.resources(level) if matches_all(flat_of(r)[0], constraints)]
     limit = body.get("Limit")
@@ -92,105 +117,113 @@ def tools_find(server: PacsServer, body: dict[str, Any]) -> list[Any]:
     return [r.id for r in found]
 
 
-def route(server: PacsServer, method: str, path: str, body: bytes) -> Any:
-    parts = [p for p in path.split("?", 1)[0].split("/") if p]
-    if method == "GET":
-        if parts == ["status"]:
-            return server.status()
-        if parts == ["system"]:
-            from dicomkit.pacs import NAME, VERSION
+def _system(server: PacsServer) -> dict[str, Any]:
+    from dicomkit.pacs import NAME, VERSION
 
-            return {
-                "Name": server.cfg.name,
-                "Version": VERSION,
-                "DicomAet": server.cfg.aet,
-                "DicomPort": server.cfg.dicom_port,
-                "HttpPort": server.cfg.http_port,
-                "Server": NAME,
-            }
-        if parts == ["statistics"]:
-            c = server.index.counts()
-            size = sum(int(r.extra.get("size", 0)) for r in server.index.resources("IMAGE"))
-            return {
-                "CountPatients": c["patients"],
-                "CountStudies": c["studies"],
-                "CountSeries": c["series"],
-                "CountInstances": c["instances"],
-                "TotalDiskSize": str(size),
-                "TotalDiskSizeMB": size // (1024 * 1024),
-            }
-        if parts and parts[0] in _LEVELS and len(parts) <= 2:
-            level, _ = _LEVELS[parts[0]]
-            resources = server.index.resources(level)
-            if len(parts) == 1:
-                return [r.id for r in resources]
-            for r in resources:
-                if r.id == parts[1]:
-                    return describe(server, r)
-            raise HttpError(404, f"unknown resource {parts[1]}")
-        raise HttpError(404, "unknown URI")
-    if method == "POST" and parts == ["tools", "find"]:
+    return {
+        "Name": server.cfg.name,
+        "Version": VERSION,
+        "DicomAet": server.cfg.aet,
+        "DicomPort": server.cfg.dicom_port,
+        "HttpPort": server.cfg.http_port,
+        "Server": NAME,
+    }
+
+
+def _statistics(server: PacsServer) -> dict[str, Any]:
+    c = server.index.counts()
+    size = sum(int(r.extra.get("size", 0)) for r in server.index.resources("IMAGE"))
+    return {
+        "CountPatients": c["patients"],
+        "CountStudies": c["studies"],
+        "CountSeries": c["series"],
+        "CountInstances": c["instances"],
+        "TotalDiskSize": str(size),
+        "TotalDiskSizeMB": size // (1024 * 1024),
+    }
+
+
+def create_app(server: PacsServer) -> FastAPI:
+    from dicomkit.pacs import page
+    from dicomkit.pacs.dicomweb import make_router, read_body
+
+    # No /docs here: Orthanc has none, and the lab's pages load nothing from outside.
+    app = FastAPI(title="dicomkit embedded PACS", docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message, "HttpStatus": status}, status_code=status)
+
+    @app.exception_handler(HttpError)
+    async def on_http_error(request: Request, exc: HttpError) -> Response:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_starlette_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = "unknown URI" if exc.status_code == 404 else str(exc.detail)
+        if exc.status_code == 405:
+            message = f"{request.method} is not supported here"
+        return error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("HTTP %s %s failed", request.method, request.url.path)
+        return error(500, "internal error, see the PACS log")
+
+    app.include_router(make_router(server))  # first: /{level}/{rid} would take /dicom-web/x
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        return HTMLResponse(page.render_page(server))
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return server.status()
+
+    @app.get("/system")
+    def system() -> dict[str, Any]:
+        return _system(server)
+
+    @app.get("/statistics")
+    def statistics() -> dict[str, Any]:
+        return _statistics(server)
+
+    @app.get("/{level}")
+    def list_level(level: str) -> list[str]:
+        if level not in _LEVELS:
+            raise HttpError(404, "unknown URI")
+        return [r.id for r in server.index.resources(_LEVELS[level][0])]
+
+    @app.get("/{level}/{rid}")
+    def one(level: str, rid: str) -> dict[str, Any]:
+        if level not in _LEVELS:
+            raise HttpError(404, "unknown URI")
+        for r in server.index.resources(_LEVELS[level][0]):
+            if r.id == rid:
+                return describe(server, r)
+        raise HttpError(404, f"unknown resource {rid}")
+
+    @app.post("/tools/find")
+    async def find(request: Request) -> list[Any]:
+        raw = await read_body(request, MAX_BODY)
         try:
-            data = json.loads(body or b"{}")
+            data = json.loads(raw or b"{}")
         except ValueError:
             raise HttpError(400, "the body is not JSON") from None
         if not isinstance(data, dict):
             raise HttpError(400, "the body must be a JSON object")
-        return tools_find(server, data)
-    raise HttpError(405 if parts else 404, f"{method} is not supported here (read-only API)")
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(tools_find, server, data)
+
+    return app
 
 
-def make_handler(server: PacsServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "dicomkit-pacs"
-        protocol_version = "HTTP/1.1"
-        timeout = 30  # seconds: an idle keep-alive client must not hold a thread forever
+def start_http(server: PacsServer) -> ThreadedServer:
+    """Serve the app on cfg.host:cfg.http_port in a background thread; stop it with
+    ``shutdown()`` then ``server_close()``."""
+    from dicomkit.asgi import ThreadedServer
 
-        def _serve(self, method: str) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length < 0 or length > MAX_BODY:
-                    raise HttpError(413, f"request body over {MAX_BODY} bytes")
-                body = self.rfile.read(length) if length else b""
-                status, payload = 200, route(server, method, self.path, body)
-            except HttpError as exc:
-                status, payload = exc.status, {"error": str(exc), "HttpStatus": exc.status}
-            except Exception:
-                log.exception("HTTP %s %s failed", method, self.path)
-                status, payload = 500, {"error": "internal error, see the PACS log"}
-            data = json.dumps(payload, indent=2).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                log.debug("HTTP client left before the answer to %s", self.path)
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_PUT(self) -> None:
-            self._serve("PUT")
-
-        def do_DELETE(self) -> None:
-            self._serve("DELETE")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http: " + format, *args)
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-def start_http(server: PacsServer) -> ThreadingHTTPServer:
-    httpd = _Server((server.cfg.host, server.cfg.http_port), make_handler(server))
-    threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
-    return httpd
+    cfg = server.cfg
+    app = create_app(server)
+    return ThreadedServer(app, cfg.host, cfg.http_port, cfg.network_timeout, "http").start()

@@ -103,7 +103,7 @@ def _meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
 
 def store_instance(
     sop_class: str, sop_instance: str, transfer_syntax: str, data: bytes,
-    storage: Storage, index: Index,
+    storage: Storage, index: Index, parsed: dataset.Parsed | None = None,
 ) -> tuple[int, str]:  # fmt: skip
     """Store one received data set, as sent, durably, then index it: the C-STORE status
     and an error comment. Shared by the pynetdicom handler and the lean path (pacs/lean.py).
@@ -111,9 +111,10 @@ def store_instance(
     Nothing corrupt is acknowledged: the data set is walked to its end first (one that ends
     mid-element or has trailing bytes is "Cannot understand", PS3.4 B.2.3), and its SOP Class
     and Instance UIDs must be the command's ("Data Set does not match SOP Class", as Orthanc
-    and DCMTK's storescp answer)."""
+    and DCMTK's storescp answer). ``parsed``: the same data set, already walked (STOW-RS)."""
     try:
-        parsed = dataset.parse(data, transfer_syntax, vr_of=_dictionary_vr)
+        if parsed is None:
+            parsed = dataset.parse(data, transfer_syntax, vr_of=dictionary_vr)
     except dataset.Malformed as exc:
         log.warning("C-STORE of %s refused: the data set is not whole: %s", sop_instance, exc)
         return CANNOT_UNDERSTAND, str(exc)
@@ -136,18 +137,7 @@ def store_instance(
     return _keep(rec, raw, storage, index), ""
 
 
-def store_part10(raw: bytes, storage: Storage, index: Index) -> tuple[int, str]:
-    """A Part 10 file's bytes (STOW-RS): checked and stored as a C-STORE's data set, under
-    the UIDs its data set names."""
-    try:
-        meta = dataset.read_meta(raw)
-        uids = dataset.parse(raw, meta.transfer_syntax, meta.offset).sop_uids()
-    except dataset.Malformed as exc:
-        return CANNOT_UNDERSTAND, str(exc)
-    return store_instance(*uids, meta.transfer_syntax, raw[meta.offset :], storage, index)
-
-
-def _dictionary_vr(tag: int) -> str:
+def dictionary_vr(tag: int) -> str:
     from pydicom.datadict import dictionary_VR
 
     try:

@@ -45,6 +45,8 @@ class ServerConfig:
     max_pdu: int = 1024 * 1024
     # Worklist files bigger than this are not worklist items (a real one is ~2 KB).
     max_worklist_file: int = 1024 * 1024
+    # Largest STOW-RS request body (PS3.18 10.5); bigger ones are refused with 413.
+    max_stow_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServerConfig:
@@ -74,6 +76,7 @@ class ServerConfig:
                 network_timeout=float(d.get("network_timeout", 30.0)),
                 max_pdu=int(d.get("max_pdu", 1024 * 1024)),
                 max_worklist_file=int(d.get("max_worklist_file", 1024 * 1024)),
+                max_stow_bytes=int(d.get("max_stow_bytes", 512 * 1024 * 1024)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(

@@ -4,59 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from dicomkit.asgi import REQUEST_TIMEOUT, DeadlineH11Protocol
 
 log = logging.getLogger("dicomkit.ris")
-
-REQUEST_TIMEOUT = 10.0  # seconds a client has to send one whole request (headers and body)
-
-
-class DeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a deadline for receiving each request: uvicorn only times
-    out idle keep-alive connections, so a client that connects and sends nothing, or dribbles
-    a byte at a time (slowloris), would hold its connection forever."""
-
-    request_timeout = REQUEST_TIMEOUT
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._deadline is None:
-            self._deadline = self.loop.call_later(self.request_timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            log.warning(
-                "closed a connection from %s: no whole request within %.0f s",
-                self.client[0] if self.client else "?",
-                self.request_timeout,
-            )
-            self.transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        if self.cycle is None or self.cycle.response_complete:
-            self._arm()  # bytes of a new request: its clock starts now
-        super().data_received(data)
-        if self.cycle is not None and not self.cycle.more_body:
-            self._disarm()  # the whole request is in; the app sets the pace from here
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
 
 def is_loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dicomkit import __version__
@@ -158,7 +159,9 @@ def create_app(
         finally:
             await listener.close()
 
-    app = FastAPI(
+    # The API pages (/docs, /redoc) load Swagger UI and ReDoc from this server, never from a
+    # CDN: fastapi-offline is FastAPI's documented self-hosting recipe with the assets shipped.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="dicomkit RIS",
         version=__version__,

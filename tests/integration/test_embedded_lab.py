@@ -19,7 +19,7 @@ def test_up_status_store_down_volumes(tmp_path: Path) -> None:
     try:
         state = json.loads(lab.cfg.state_file.read_text())
         assert state["engine"] == "embedded"
-        assert state["endpoints"]["dicomweb"] is False
+        assert state["endpoints"]["dicomweb"] is True
         assert state["endpoints"]["mwl_port"] == lab.cfg.mwl_port != lab.cfg.dicom_port
         conf = json.loads((pacs_dir(lab.cfg) / "server.json").read_text())
         assert conf["aet"] == lab.cfg.pacs_aet
@@ -28,6 +28,8 @@ def test_up_status_store_down_volumes(tmp_path: Path) -> None:
         status = lab.cli("status", "--json")
         assert status.code == 0, status.err
         assert all(s["healthy"] for s in status.json()["services"])
+        dicomweb = f"http://{lab.cfg.host}:{lab.cfg.http_port}/dicom-web"
+        assert status.json()["dicomweb"] == dicomweb  # the same root as Orthanc's plugin
 
         for args in (("echo",), ("echo", "--mwl")):
             r = lab.cli(*args, "--json")
@@ -53,6 +55,11 @@ def test_up_status_store_down_volumes(tmp_path: Path) -> None:
             "mwl": lab.cfg.mwl_port,
             "http": lab.cfg.http_port,
         }
+        # The stored instance through DICOMweb and on the page (one HTTP stack with the REST API).
+        (study,) = httpx.get(f"{dicomweb}/studies", timeout=5).json()
+        assert study["00100010"]["Value"] == [{"Alphabetic": "CompressedSamples^CT1"}]
+        page = httpx.get(f"http://{lab.cfg.host}:{lab.cfg.http_port}/", timeout=5)
+        assert page.status_code == 200 and "/rendered" in page.text
         logs = lab.cli("logs", "pacs")
         assert "ready" in logs.out
     finally:
