@@ -39,6 +39,9 @@ class Endpoints:
     ris_port: int = 5000
     dicomweb: bool = True
     hl7_port: int = 2575  # the RIS's HL7 v2 MLLP listener (IANA's HL7 port)
+    # The MPPS SCP (PS3.4 Annex F): the embedded PACS itself, or a lab process beside Orthanc.
+    mpps_port: int = 4243
+    mpps_aet: str = "DICOMKIT_MPPS"
 
     @property
     def ris_url(self) -> str:
@@ -63,6 +66,9 @@ class LabConfig:
     http_port: int = 8042
     ris_port: int = 5000
     hl7_port: int = 2575  # HL7 v2 over MLLP into the RIS
+    # The MPPS SCP beside Orthanc (native, docker); the embedded PACS serves MPPS on its own port.
+    mpps_port: int = 4243
+    mpps_aet: str = "DICOMKIT_MPPS"
     # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
     aet: str = "DICOMKIT"
     engine: str = "auto"
@@ -92,6 +98,11 @@ class LabConfig:
     def ris_db(self) -> Path:
         return self.lab_dir / "ris" / "orders.sqlite3"
 
+    @property
+    def mpps_db(self) -> Path:
+        """The MPPS SCP's procedure steps (the lab process beside Orthanc)."""
+        return self.lab_dir / "mpps" / "mpps.sqlite3"
+
     def endpoints(self, dicomweb: bool = True) -> Endpoints:
         return Endpoints(
             host=self.host,
@@ -102,6 +113,8 @@ class LabConfig:
             ris_port=self.ris_port,
             dicomweb=dicomweb,
             hl7_port=self.hl7_port,
+            mpps_port=self.mpps_port,
+            mpps_aet=self.mpps_aet,
         )
 
     def with_overrides(self, **values: Any) -> LabConfig:
@@ -116,13 +129,13 @@ class LabConfig:
                 f"the dicomkit home {self.home} is not a folder",
                 "point DICOMKIT_HOME (or --home) at a folder, or remove that file",
             )
-        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port"):
+        for name in ("dicom_port", "mwl_port", "http_port", "ris_port", "hl7_port", "mpps_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(
                     f"{name} {port} is not a TCP port", "use a number from 1 to 65535"
                 )
-        for name in ("pacs_aet", "aet"):
+        for name in ("pacs_aet", "aet", "mpps_aet"):
             value = getattr(self, name)
             if not _AE_RE.match(value) or not value.strip():
                 raise ConfigError(
@@ -186,6 +199,8 @@ def _from_state(home: Path) -> dict[str, Any]:
             "http_port": int(ep["http_port"]),
             "ris_port": int(ep["ris_port"]),
             "hl7_port": int(ep.get("hl7_port", Endpoints.hl7_port)),
+            "mpps_port": int(ep.get("mpps_port", Endpoints.mpps_port)),
+            "mpps_aet": str(ep.get("mpps_aet", Endpoints.mpps_aet)),
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

@@ -86,6 +86,7 @@ def make_config(home: Path, engine: str) -> LabConfig:
         http_port=free_port(),
         ris_port=free_port(),
         hl7_port=free_port(),
+        mpps_port=free_port(),
         engine=engine,
     )
 
@@ -97,6 +98,7 @@ def _env_for(cfg: LabConfig) -> dict[str, str]:
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
         "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
+        "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
     }
 
 

@@ -45,6 +45,14 @@ ENTRIES: tuple[Entry, ...] = (
         "Send HL7 v2 messages (ORM, OMI, ADT) to the RIS over MLLP.",
     ),
     Entry(
+        "mpps",
+        "mppscmd",
+        "app",
+        COMMANDS_PANEL,
+        "Report a procedure step as a modality (MPPS N-CREATE / N-SET): start, complete, "
+        "discontinue.",
+    ),
+    Entry(
         "worklist",
         "dicom",
         "worklist_app",

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from dicomkit.dicom import dataset, wire
-from dicomkit.pacs import lean, mwl, qr
+from dicomkit.pacs import lean, mpps, mwl, qr
 from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier, record_of
 from dicomkit.pacs.settings import ServerConfig
 from dicomkit.pacs.storage import Storage, StorageFull
@@ -68,6 +68,9 @@ QR_CLASSES = (
     qr.STUDY_ROOT_MOVE,
     qr.STUDY_ROOT_GET,
 )
+
+# Served by pynetdicom only: the lean path never takes an association that proposes these.
+PYNETDICOM_ONLY = (*QR_CLASSES, mpps.MPPS)
 
 UNCOMPRESSED = [
     "1.2.840.10008.1.2",
@@ -328,6 +331,7 @@ class PacsServer:
         self.storage = Storage(cfg.storage_dir)
         self.index = Index(cfg.index_path)
         self.worklist = mwl.WorklistFolder(cfg.worklist_dir, cfg.max_worklist_file)
+        self.mpps = mpps.MppsService(mpps.StepStore(cfg.mpps_db), cfg.ris_url)
         self._servers: list[Any] = []
         self._http: Any = None
         self._stop = threading.Event()
@@ -344,7 +348,7 @@ class PacsServer:
         self.lean_contexts: dict[str, list[str]] = {
             str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
             for cx in self.ae.supported_contexts
-            if str(cx.abstract_syntax) not in QR_CLASSES
+            if str(cx.abstract_syntax) not in PYNETDICOM_ONLY
         }
         self.verification = VERIFICATION
         self.mwl_find = mwl.MWL_FIND
@@ -400,7 +404,7 @@ class PacsServer:
                 continue
             # Both roles: a C-GET requestor proposes to be the Storage SCP (PS3.4 C.4.3).
             ae.add_supported_context(cx.abstract_syntax, storage_ts, scu_role=True, scp_role=True)
-        for sop in (VERIFICATION, mwl.MWL_FIND, *QR_CLASSES):
+        for sop in (VERIFICATION, mwl.MWL_FIND, *QR_CLASSES, mpps.MPPS):
             ae.add_supported_context(sop, UNCOMPRESSED)
         return ae
 
@@ -418,6 +422,7 @@ class PacsServer:
             (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
             (evt.EVT_C_MOVE, qr.handle_move, [self.index, self.storage, self.cfg]),
             (evt.EVT_C_GET, qr.handle_get, [self.index, self.storage]),
+            *mpps.handlers(self.mpps),
         ]
 
     def start(self) -> None:
@@ -429,6 +434,8 @@ class PacsServer:
         # Parse the worklist folder now, off the startup path: readiness must not wait for it.
         threading.Thread(target=self.worklist.refresh, name="worklist-load", daemon=True).start()
         self.worklist.start_sweeper(2.0, self._stop)
+        # Steps the RIS missed while it or we were down (pacs/mpps.py).
+        threading.Thread(target=self.mpps.tell_ris, name="mpps-ris", daemon=True).start()
         ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
         handlers = self.handlers()
         use_lean = wire.enabled()

@@ -45,6 +45,8 @@ class ServerConfig:
     max_pdu: int = 1024 * 1024
     # Worklist files bigger than this are not worklist items (a real one is ~2 KB).
     max_worklist_file: int = 1024 * 1024
+    # The RIS API the MPPS SCP tells of each step (pacs/mpps.py); empty: nobody is told.
+    ris_url: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServerConfig:
@@ -74,6 +76,7 @@ class ServerConfig:
                 network_timeout=float(d.get("network_timeout", 30.0)),
                 max_pdu=int(d.get("max_pdu", 1024 * 1024)),
                 max_worklist_file=int(d.get("max_worklist_file", 1024 * 1024)),
+                ris_url=str(d.get("ris_url", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
@@ -130,3 +133,7 @@ class ServerConfig:
     @property
     def index_path(self) -> Path:
         return self.storage_dir / "index.sqlite3"
+
+    @property
+    def mpps_db(self) -> Path:
+        return self.storage_dir / "mpps.sqlite3"

@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dicomkit import __version__
-from dicomkit.ris.models import OrderIn, OrderOut
-from dicomkit.ris.store import DuplicateAccession, OrderNotFound, OrderStore
+from dicomkit.ris.models import OrderIn, OrderOut, StatusIn
+from dicomkit.ris.store import DuplicateAccession, OrderNotFound, OrderStore, StatusConflict
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,26 @@ def create_app(
             return store.get(accession)
         except OrderNotFound:
             return _not_found(accession)
+
+    @app.post("/orders/{accession:path}/status", response_model=OrderOut, tags=["orders"])
+    def set_status(accession: str, change: StatusIn) -> Any:
+        """The order's procedure step state, as the MPPS SCP reports it: IN PROGRESS
+        (N-CREATE), COMPLETED or DISCONTINUED (the final N-SET; the worklist item goes)."""
+        try:
+            return store.set_status(
+                accession, change.status, change.mpps_sop_instance_uid, change.study_instance_uid
+            )
+        except OrderNotFound:
+            return _not_found(accession)
+        except StatusConflict as exc:
+            return JSONResponse(
+                status_code=409,
+                content={
+                    "error": str(exc),
+                    "hint": "a step goes SCHEDULED -> IN PROGRESS -> COMPLETED or DISCONTINUED, "
+                    "once; see GET /orders/{accession}",
+                },
+            )
 
     @app.delete("/orders/{accession:path}", response_model=OrderOut, tags=["orders"])
     def cancel_order(accession: str) -> Any:
