@@ -34,8 +34,8 @@ def test_status_names_engine_and_health(lab: Lab) -> None:
     assert r.code == 0, r.out + r.err
     d = r.json()
     assert d["engine"] == lab.engine and d["healthy"] is True
-    # Beside Orthanc, which has none, the MPPS SCP is a lab process of its own.
-    mpps = {"mpps"} if lab.engine == "native" else set()
+    # Beside Orthanc, which has none, the MPPS SCP is a lab process (container) of its own.
+    mpps = {"mpps"} if lab.engine != "embedded" else set()
     assert {s["name"] for s in d["services"]} == {"pacs", "ris"} | mpps
 
 
