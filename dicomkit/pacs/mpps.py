@@ -221,14 +221,14 @@ def create_step(store: StepStore, sop_instance: str, attrs: Dataset) -> Outcome:
     if bad is not None:
         return bad
     for i, item in enumerate(attrs.ScheduledStepAttributesSequence):
-        bad = _missing(item, SCHEDULED_STEP_TYPE1, f" in ScheduledStepAttributesSequence item {i}")
+        bad = _missing(item, SCHEDULED_STEP_TYPE1, f" in (0040,0270) item {i}")
         if bad is not None:
             return bad
     state = str(attrs.PerformedProcedureStepStatus).strip()
     if state != IN_PROGRESS:
         # F.7.2.1.2: a step is created IN PROGRESS; it ends only through N-SET.
         return Outcome(INVALID_ATTRIBUTE_VALUE,
-                       f"PerformedProcedureStepStatus must be IN PROGRESS, not {state[:16]!r}")  # fmt: skip
+                       f"Status (0040,0252) must be IN PROGRESS, not {state[:16]!r}")  # fmt: skip
     uid = sop_instance or str(generate_uid())
     ds = copy.deepcopy(attrs)
     ds.SOPClassUID = MPPS
@@ -258,8 +258,7 @@ def set_step(store: StepStore, sop_instance: str, mods: Dataset) -> Outcome:
     new_state = str(merged.get("PerformedProcedureStepStatus", "") or "").strip()
     if new_state not in (IN_PROGRESS, *FINAL):
         return Outcome(INVALID_ATTRIBUTE_VALUE,
-                       f"PerformedProcedureStepStatus {new_state[:16]!r} is not IN PROGRESS, "
-                       "COMPLETED or DISCONTINUED")  # fmt: skip
+                       f"Status (0040,0252) {new_state[:16]!r} is no PPS status")  # fmt: skip
     merged.PerformedProcedureStepStatus = new_state
     if new_state in FINAL:
         bad = _missing(merged, FINAL_TYPE1)
@@ -269,7 +268,7 @@ def set_step(store: StepStore, sop_instance: str, mods: Dataset) -> Outcome:
             # none (IHE RAD TF-2 4.7: the exam stopped before any image was made).
             bad = Outcome(MISSING_ATTRIBUTE_VALUE, "empty PerformedSeriesSequence (0040,0340)")
         for i, item in enumerate(series):
-            bad = bad or _missing(item, SERIES_TYPE1, f" in PerformedSeriesSequence item {i}")
+            bad = bad or _missing(item, SERIES_TYPE1, f" in (0040,0340) item {i}")
         if bad is not None:
             return bad
     if not store.replace(sop_instance, state, merged):
