@@ -86,6 +86,11 @@ def _print_endpoints(state: object) -> None:
             f"{ep.host}:{ep.hl7_port}",
             "ORM^O01, OMI^O23, ADT^A08: dicomkit hl7 send",
         ],
+        [
+            "MPPS SCP",
+            f"{ep.host}:{ep.mpps_port}",
+            f"AE title {ep.mpps_aet}: dicomkit mpps start|complete|discontinue",
+        ],
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])
@@ -174,7 +179,7 @@ def status(json: JsonOpt = False) -> None:
 
 
 def logs(
-    service: Annotated[str, typer.Argument(help="pacs or ris")],
+    service: Annotated[str, typer.Argument(help="pacs, ris, or mpps (beside Orthanc)")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
