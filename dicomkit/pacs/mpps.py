@@ -324,6 +324,10 @@ class MppsService:
                                 exc.message)  # fmt: skip
                     return
                 except RisError as exc:
+                    if exc.status >= 500:  # the RIS is failing, not refusing: try again later
+                        log.warning("RIS failed on MPPS %s %s, will retry: %s", uid, state,
+                                    exc.message)  # fmt: skip
+                        return
                     log.warning("RIS refused MPPS %s %s for order %s: %s", uid, state,
                                 accession, exc.message)  # fmt: skip
                 self.store.mark_told(uid, state)
