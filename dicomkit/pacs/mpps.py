@@ -60,6 +60,17 @@ CREATE_TYPE1 = (
 SCHEDULED_STEP_TYPE1 = ("StudyInstanceUID",)
 # PS3.4 Table F.7.2-1, Final State column: what a COMPLETED or DISCONTINUED step must hold.
 FINAL_TYPE1 = ("PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime")
+# PS3.4 Table F.7.2-1, N-SET column "Not allowed": what identifies the step and what it
+# performs. Sent again unchanged it is ignored (some modalities repeat it); changed, refused.
+SET_NOT_ALLOWED = (
+    "ScheduledStepAttributesSequence",
+    "PatientID",
+    "PerformedProcedureStepID",
+    "PerformedStationAETitle",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "Modality",
+)
 # PS3.4 Table F.7.2-1: Type 1 inside each Performed Series Sequence item.
 SERIES_TYPE1 = ("SeriesInstanceUID",)
 
@@ -252,6 +263,9 @@ def set_step(store: StepStore, sop_instance: str, mods: Dataset) -> Outcome:
         # F.7.2.2.2: Processing failure, "Performed Procedure Step Object may no longer be
         # updated" (Error ID A710).
         return Outcome(PROCESSING_FAILURE, f"step is {state}: it may no longer be updated")
+    for kw in SET_NOT_ALLOWED:
+        if kw in mods and (kw not in ds or mods[kw].value != ds[kw].value):
+            return Outcome(INVALID_ATTRIBUTE_VALUE, f"{kw} {_tag(kw)} may not change by N-SET")
     merged = copy.deepcopy(ds)
     for elem in mods:
         merged[elem.tag] = elem  # a sequence is replaced whole (PS3.4 F.7.2.2)

@@ -100,3 +100,20 @@ def test_the_ris_is_owed_each_change_until_told(store: mpps.StepStore) -> None:
     assert mpps.set_step(store, "1.9", _final("COMPLETED")).ok
     store.mark_told("1.9", "IN PROGRESS")  # an older state's acknowledgement: still owed
     assert store.pending() == [("1.9", "COMPLETED", "A1", "1.2.3.4")]
+
+
+def test_set_may_not_change_what_identifies_the_step(store: mpps.StepStore) -> None:
+    attrs = create_attributes(ITEM, "MOD1")
+    assert mpps.create_step(store, "1.9", attrs).ok
+    before = store.get("1.9")
+    again = _final("COMPLETED")
+    again.Modality = "CR"  # repeated unchanged: fine
+    moved = Dataset()
+    moved.Modality = "MR"
+    out = mpps.set_step(store, "1.9", moved)
+    assert out.status == 0x0106 and "Modality (0008,0060)" in out.comment
+    other = Dataset()
+    other.ScheduledStepAttributesSequence = [Dataset()]
+    assert mpps.set_step(store, "1.9", other).status == 0x0106
+    assert store.get("1.9") == before
+    assert mpps.set_step(store, "1.9", again).ok
