@@ -367,49 +367,46 @@ def _status(out: Outcome) -> Any:
     return rsp
 
 
+def _serve(what: str, sop_class: Any, instance: Any, decode: Any, call: Any) -> Outcome:
+    """One N-CREATE or N-SET: decode the data set, call the service; a failure is a status,
+    logged, never an exception into pynetdicom."""
+    if str(sop_class) != MPPS:
+        return Outcome(NO_SUCH_SOP_CLASS, "SOP class not supported")
+    try:
+        ds = decode()
+    except Exception:
+        log.exception("%s: cannot decode the data set", what)
+        return Outcome(PROCESSING_FAILURE, "cannot decode the data set")
+    try:
+        out: Outcome = call(str(instance or ""), ds)
+    except Exception:
+        log.exception("%s: the step could not be kept", what)
+        return Outcome(PROCESSING_FAILURE, "the step could not be kept")
+    if not out.ok:
+        log.warning("MPPS %s on %s refused: 0x%04X %s", what, instance or "-", out.status,
+                    out.comment)  # fmt: skip
+    return out
+
+
 def handle_n_create(event: Any, service: MppsService) -> tuple[Any, Any]:
     """EVT_N_CREATE: the create service on the decoded attribute list."""
     from pydicom.dataset import Dataset
 
-    if str(event.request.AffectedSOPClassUID) != MPPS:
-        return _status(Outcome(NO_SUCH_SOP_CLASS, "SOP class not supported")), None
-    try:
-        attrs = event.attribute_list
-    except Exception:
-        log.exception("N-CREATE: cannot decode the attribute list")
-        return _status(Outcome(PROCESSING_FAILURE, "cannot decode the attribute list")), None
-    try:
-        out = service.create(str(event.request.AffectedSOPInstanceUID or ""), attrs)
-    except Exception:
-        log.exception("N-CREATE: the step could not be kept")
-        return _status(Outcome(PROCESSING_FAILURE, "the step could not be kept")), None
-    if not out.ok:
-        log.warning("MPPS N-CREATE refused: 0x%04X %s", out.status, out.comment)
-        return _status(out), None
-    answer = Dataset()
-    if event.request.AffectedSOPInstanceUID is None:
-        answer.AffectedSOPInstanceUID = out.sop_instance  # PS3.7 10.1.5.1.4
+    rq = event.request
+    out = _serve("N-CREATE", rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID,
+                 lambda: event.attribute_list, service.create)  # fmt: skip
+    answer = None
+    if out.ok and rq.AffectedSOPInstanceUID is None:
+        answer = Dataset()
+        answer.AffectedSOPInstanceUID = out.sop_instance  # PS3.7 10.1.5.1.4: the SCP's UID
     return _status(out), answer
 
 
 def handle_n_set(event: Any, service: MppsService) -> tuple[Any, Any]:
     """EVT_N_SET: the set service on the decoded modification list."""
-    if str(event.request.RequestedSOPClassUID) != MPPS:
-        return _status(Outcome(NO_SUCH_SOP_CLASS, "SOP class not supported")), None
-    try:
-        mods = event.modification_list
-    except Exception:
-        log.exception("N-SET: cannot decode the modification list")
-        return _status(Outcome(PROCESSING_FAILURE, "cannot decode the modification list")), None
-    try:
-        out = service.set(str(event.request.RequestedSOPInstanceUID or ""), mods)
-    except Exception:
-        log.exception("N-SET: the step could not be updated")
-        return _status(Outcome(PROCESSING_FAILURE, "the step could not be updated")), None
-    if not out.ok:
-        log.warning("MPPS N-SET on %s refused: 0x%04X %s",
-                    event.request.RequestedSOPInstanceUID, out.status, out.comment)  # fmt: skip
-        return _status(out), None
+    rq = event.request
+    out = _serve("N-SET", rq.RequestedSOPClassUID, rq.RequestedSOPInstanceUID,
+                 lambda: event.modification_list, service.set)  # fmt: skip
     return _status(out), None
 
 

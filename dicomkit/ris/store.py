@@ -173,14 +173,19 @@ class OrderStore:
             rows = db.execute("SELECT data FROM orders ORDER BY created, accession").fetchall()
         return [OrderOut.model_validate(json.loads(r[0])) for r in rows]
 
+    @staticmethod
+    def _begin(db: sqlite3.Connection, accession: str) -> OrderOut:
+        """BEGIN IMMEDIATE and read the order (rolled back, OrderNotFound, if there is none)."""
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
+        if not row:
+            db.execute("ROLLBACK")
+            raise OrderNotFound(accession)
+        return OrderOut.model_validate(json.loads(row[0]))
+
     def delete(self, accession: str) -> OrderOut:
         with self._lock, self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
-            if not row:
-                db.execute("ROLLBACK")
-                raise OrderNotFound(accession)
-            out = OrderOut.model_validate(json.loads(row[0]))
+            out = self._begin(db, accession)
             # Remove the worklist item first: a cancelled order must stop matching at once.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(worklist.item_path(self.worklist_dir, out.worklist_item_id))
@@ -251,12 +256,7 @@ class OrderStore:
         a modality no longer sees it. The same report twice is a no-op (the MPPS SCP
         retries)."""
         with self._lock, self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
-            if not row:
-                db.execute("ROLLBACK")
-                raise OrderNotFound(accession)
-            out = OrderOut.model_validate(json.loads(row[0]))
+            out = self._begin(db, accession)
             problem = _transition_problem(out, status, mpps_uid, study_uid)
             if problem == "same":
                 db.execute("ROLLBACK")
