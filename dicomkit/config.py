@@ -103,6 +103,11 @@ class LabConfig:
         """The MPPS SCP's procedure steps (the lab process beside Orthanc)."""
         return self.lab_dir / "mpps" / "mpps.sqlite3"
 
+    @property
+    def mpps_steps_file(self) -> Path:
+        """The steps `dicomkit mpps start` began, by accession (the modality's memory)."""
+        return self.lab_dir / "mpps-steps.json"
+
     def endpoints(self, dicomweb: bool = True) -> Endpoints:
         return Endpoints(
             host=self.host,

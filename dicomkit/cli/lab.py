@@ -131,6 +131,8 @@ def down(
         # The store journal records what *this* PACS acknowledged; with its data gone,
         # `store --resume` must send everything again.
         shutil.rmtree(cfg.lab_dir / "journal", ignore_errors=True)
+        # Likewise the MPPS steps this modality started: the SCP's copies are gone.
+        cfg.mpps_steps_file.unlink(missing_ok=True)
     if json:
         ui.print_json({"stopped": state is not None, "engine": name, "messages": messages})
         return

@@ -30,7 +30,7 @@ def _peers(cfg: Any) -> tuple[Any, Any, Any]:
 def _book(cfg: Any) -> Any:
     from dicomkit.dicom.mpps import StepBook
 
-    return StepBook(cfg.lab_dir / "mpps-steps.json")
+    return StepBook(cfg.mpps_steps_file)
 
 
 def _print(rec: Any, extra: dict[str, Any], json: bool) -> None:
