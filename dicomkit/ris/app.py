@@ -174,13 +174,15 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
+        if request.url.path.endswith("/status"):  # the MPPS SCP's report, not an order
+            error, hint = "invalid status report", 'e.g. {"status": "COMPLETED"}'
+        else:
+            error, hint = (
+                "invalid order",
+                "fix the fields named in 'fields' (DICOM VR limits apply)",
+            )
         return JSONResponse(
-            status_code=422,
-            content={
-                "error": "invalid order",
-                "fields": fields,
-                "hint": "fix the fields named in 'fields' (DICOM VR limits apply)",
-            },
+            status_code=422, content={"error": error, "fields": fields, "hint": hint}
         )
 
     @app.get("/healthz", tags=["health"])

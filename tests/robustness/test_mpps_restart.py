@@ -87,3 +87,20 @@ def test_steps_survive_a_restart_and_the_ris_catches_up(tmp_path: Path, ris: Ris
         assert ris.wl_files() == set()  # the only item left with its step
     finally:
         srv.stop()
+
+
+def test_an_unscheduled_step_is_kept_and_the_ris_left_alone(tmp_path: Path, ris: Ris) -> None:
+    """PS3.4 F.7.2.1: a step need not match an order (an unscheduled exam): Success, and the
+    RIS, which has no such order (404), is not asked again."""
+    from dicomkit.dicom.mpps import create_attributes
+
+    item = {"accession": "NO-ORDER", "patient_id": "P", "patient_name": "X^Y", "birth_date": "",
+            "sex": "", "study_instance_uid": "1.2.3", "requested_procedure_id": "",
+            "requested_procedure_description": "", "modality": "CR", "sps_id": "",
+            "sps_description": ""}  # fmt: skip
+    srv = start_pacs(tmp_path / "pacs", "ORTHANC", ris_url=ris.url)
+    try:
+        assert _send(srv, "create", create_attributes(item, "DICOMKIT"), generate_uid()) == 0
+        assert srv.mpps.store.pending() == []
+    finally:
+        srv.stop()
