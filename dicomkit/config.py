@@ -43,6 +43,9 @@ class Endpoints:
     # requestor; `dicomkit retrieve` and `commit` listen on retrieve_port while they run.
     aet: str = "DICOMKIT"
     retrieve_port: int = 11112
+    # The MPPS SCP (PS3.4 Annex F): the embedded PACS itself, or a lab process beside Orthanc.
+    mpps_port: int = 4243
+    mpps_aet: str = "DICOMKIT_MPPS"
 
     @property
     def ris_url(self) -> str:
@@ -67,6 +70,9 @@ class LabConfig:
     http_port: int = 8042
     ris_port: int = 5000
     hl7_port: int = 2575  # HL7 v2 over MLLP into the RIS
+    # The MPPS SCP beside Orthanc (native, docker); the embedded PACS serves MPPS on its own port.
+    mpps_port: int = 4243
+    mpps_aet: str = "DICOMKIT_MPPS"
     # The modality's AE title: our calling AE, and the default Scheduled Station AE of orders.
     aet: str = "DICOMKIT"
     # Where `retrieve` (C-MOVE destination) and `commit` (N-EVENT-REPORT) listen as ``aet``.
@@ -98,6 +104,16 @@ class LabConfig:
     def ris_db(self) -> Path:
         return self.lab_dir / "ris" / "orders.sqlite3"
 
+    @property
+    def mpps_db(self) -> Path:
+        """The MPPS SCP's procedure steps (the lab process beside Orthanc)."""
+        return self.lab_dir / "mpps" / "mpps.sqlite3"
+
+    @property
+    def mpps_steps_file(self) -> Path:
+        """The steps `dicomkit mpps start` began, by accession (the modality's memory)."""
+        return self.lab_dir / "mpps-steps.json"
+
     def endpoints(self, dicomweb: bool = True) -> Endpoints:
         return Endpoints(
             host=self.host,
@@ -110,6 +126,8 @@ class LabConfig:
             hl7_port=self.hl7_port,
             aet=self.aet,
             retrieve_port=self.retrieve_port,
+            mpps_port=self.mpps_port,
+            mpps_aet=self.mpps_aet,
         )
 
     def with_overrides(self, **values: Any) -> LabConfig:
@@ -131,13 +149,14 @@ class LabConfig:
             "ris_port",
             "hl7_port",
             "retrieve_port",
+            "mpps_port",
         ):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(
                     f"{name} {port} is not a TCP port", "use a number from 1 to 65535"
                 )
-        for name in ("pacs_aet", "aet"):
+        for name in ("pacs_aet", "aet", "mpps_aet"):
             value = getattr(self, name)
             if not _AE_RE.match(value) or not value.strip():
                 raise ConfigError(
@@ -203,6 +222,8 @@ def _from_state(home: Path) -> dict[str, Any]:
             "hl7_port": int(ep.get("hl7_port", Endpoints.hl7_port)),
             # The port the PACS was told to reach us on at `up` (older state files: default).
             "retrieve_port": int(ep.get("retrieve_port", 11112)),
+            "mpps_port": int(ep.get("mpps_port", Endpoints.mpps_port)),
+            "mpps_aet": str(ep.get("mpps_aet", Endpoints.mpps_aet)),
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

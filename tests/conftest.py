@@ -87,6 +87,7 @@ def make_config(home: Path, engine: str) -> LabConfig:
         ris_port=free_port(),
         hl7_port=free_port(),
         retrieve_port=free_port(),
+        mpps_port=free_port(),
         engine=engine,
     )
 
@@ -99,6 +100,7 @@ def _env_for(cfg: LabConfig) -> dict[str, str]:
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
         "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
         "DICOMKIT_RETRIEVE_PORT": str(cfg.retrieve_port),
+        "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
     }
 
 

@@ -91,6 +91,11 @@ def print_endpoints(state: object) -> None:
             f"{ep.host}:{ep.retrieve_port}",
             f"AE title {ep.aet}, ours while `dicomkit retrieve|commit` run",
         ],
+        [
+            "MPPS SCP",
+            f"{ep.host}:{ep.mpps_port}",
+            f"AE title {ep.mpps_aet}: dicomkit mpps start|complete|discontinue",
+        ],
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])
@@ -131,6 +136,8 @@ def down(
         # The store journal records what *this* PACS acknowledged; with its data gone,
         # `store --resume` must send everything again.
         shutil.rmtree(cfg.lab_dir / "journal", ignore_errors=True)
+        # Likewise the MPPS steps this modality started: the SCP's copies are gone.
+        cfg.mpps_steps_file.unlink(missing_ok=True)
     if json:
         ui.print_json({"stopped": state is not None, "engine": name, "messages": messages})
         return
@@ -179,7 +186,7 @@ def status(json: JsonOpt = False) -> None:
 
 
 def logs(
-    service: Annotated[str, typer.Argument(help="pacs or ris")],
+    service: Annotated[str, typer.Argument(help="pacs, ris, or mpps (beside Orthanc)")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,

@@ -39,7 +39,11 @@ def _show(out: dict[str, Any], title: str) -> None:
         ["Requested Procedure ID", out["requested_procedure_id"]],
         ["SPS ID", out["scheduled_procedure_step_id"]],
         ["Worklist item", f"{out['worklist_item_id']}.wl"],
+        # The procedure step as the MPPS SCP reported it (dicomkit mpps ...).
+        ["Status", out.get("status", "SCHEDULED")],
     ]
+    if out.get("mpps_sop_instance_uid"):
+        rows.append(["MPPS SOP Instance UID", out["mpps_sop_instance_uid"]])
     ui.console.print(ui.table(title, ["field", "value"], rows))
 
 

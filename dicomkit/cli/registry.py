@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hl7": ("RIS", "dicomkit.cli.hl7cmd:app"),
     "worklist": ("DICOM", "dicomkit.cli.dicom:worklist_app"),
     "echo": ("DICOM", "dicomkit.cli.dicom:echo"),
+    "mpps": ("DICOM", "dicomkit.cli.mppscmd:app"),
     "make-image": ("DICOM", "dicomkit.cli.dicom:make_image"),
     "store": ("DICOM", "dicomkit.cli.dicom:store"),
     "studies": ("DICOM", "dicomkit.cli.dicom:studies"),

@@ -236,6 +236,7 @@ def describe(state: LabState) -> dict[str, Any]:
         "worklist": f"{ep.host}:{ep.mwl_port}",
         "ris": ep.ris_url,
         "hl7": f"{ep.host}:{ep.hl7_port}",
+        "mpps": {"aet": ep.mpps_aet, "dicom": f"{ep.host}:{ep.mpps_port}"},
         "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
         # Our AE while `dicomkit retrieve` / `commit` run: the C-MOVE destination and where a
         # storage commitment report arrives on a new association (the PACS knows it so).

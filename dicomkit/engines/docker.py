@@ -46,7 +46,7 @@ COMPOSE_VERSION = "2.27.0"
 SOURCE_HASH_LABEL = "org.dicomkit.source-hash"
 ENGINE_LABEL = "org.dicomkit.engine"
 # Lab service names (the same on every engine) <-> compose service names.
-LAB_SERVICE = {"orthanc": "pacs", "ris": "ris"}
+LAB_SERVICE = {"orthanc": "pacs", "ris": "ris", "mpps": "mpps"}
 HEALTH_TIMEOUT = 90.0
 PING_TIMEOUT = 2.0
 OFFLINE_HINT = (
@@ -134,6 +134,8 @@ def compose_variables(cfg: LabConfig, env: dict[str, str] | None = None) -> dict
             "DICOMKIT_HTTP_PORT": str(cfg.http_port),
             "DICOMKIT_RIS_PORT": str(cfg.ris_port),
             "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
+            "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
+            "DICOMKIT_MPPS_AET": cfg.mpps_aet,
             "DICOMKIT_PACS_AET": cfg.pacs_aet,
             "DICOMKIT_AET": cfg.aet,
         }
@@ -626,7 +628,7 @@ def _check_ports(client: Any, project: ComposeProject) -> None:
         if c.status == "running":
             for bindings in (c.attrs.get("HostConfig", {}).get("PortBindings") or {}).values():
                 ours.update(int(b.get("HostPort") or 0) for b in bindings or [])
-    what = {"orthanc": "PACS", "ris": "RIS"}
+    what = {"orthanc": "PACS", "ris": "RIS", "mpps": "MPPS SCP"}
     for svc in project.services.values():
         for p in svc.ports:
             if p.host_port in ours:
@@ -724,6 +726,8 @@ def _probe(cfg: LabConfig, service: str) -> bool:
     """Is the service answering on its host port (what the lab's users actually reach)?"""
     import httpx
 
+    if service == "mpps":
+        return process.port_answers(cfg.host, cfg.mpps_port)
     url = (
         f"http://{cfg.host}:{cfg.http_port}/system"
         if service == "orthanc"
@@ -901,6 +905,7 @@ class DockerEngine:
         ports = {
             "pacs": f"{ep.dicom_port}/dicom, {ep.mwl_port}/mwl, {ep.http_port}/http",
             "ris": f"{ep.ris_port}/http, {ep.hl7_port}/hl7",
+            "mpps": f"{ep.mpps_port}/dicom (MPPS, AE {ep.mpps_aet})",
         }
         try:
             client = connect(timeout=5)
@@ -916,6 +921,7 @@ class DockerEngine:
             mwl_port=ep.mwl_port,
             http_port=ep.http_port,
             ris_port=ep.ris_port,
+            mpps_port=ep.mpps_port,
         )
         for svc in state.services.values():
             container = find_container(client, svc.container) if svc.container else None

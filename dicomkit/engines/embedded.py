@@ -4,6 +4,7 @@ the RIS. Nothing to install beyond dicomkit itself, so it runs on any laptop."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ def server_config(cfg: LabConfig) -> dict[str, Any]:
         "network_timeout": float(orthanc.get("DicomScpTimeout", 30)),
         "max_associations": 32,
         "max_pdu": 1024 * 1024,
+        "ris_url": f"http://{cfg.host}:{cfg.ris_port}",  # the MPPS SCP tells the RIS
     }
 
 
@@ -70,9 +72,10 @@ class EmbeddedEngine(ProcessLab):
             d.mkdir(parents=True, exist_ok=True)
         conf_path = pacs_dir(cfg) / "server.json"
         atomic_write_text(conf_path, json.dumps(server_config(cfg), indent=2))
-        state = LabState(
-            engine=self.name, endpoints=cfg.endpoints(dicomweb=True), started=now_iso()
-        )
+        # The PACS is the MPPS SCP too, on its DICOM port under its AE title.
+        endpoints = replace(cfg.endpoints(dicomweb=True), mpps_port=cfg.dicom_port,
+                            mpps_aet=cfg.pacs_aet)  # fmt: skip
+        state = LabState(engine=self.name, endpoints=endpoints, started=now_iso())
         log = cfg.log_dir / "pacs.log"
         pid = process.spawn(process.python_argv(MODULE, "--config", str(conf_path)), log)
         record(cfg, state, ServiceState("pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)))

@@ -92,6 +92,22 @@ def record(cfg: LabConfig, state: LabState, service: ServiceState) -> None:
     write_state(cfg, state)
 
 
+def start_mpps(cfg: LabConfig, state: LabState, report: Reporter) -> None:
+    """The MPPS SCP beside Orthanc, which has none (dicomkit/pacs/mpps.py)."""
+    log = cfg.log_dir / "mpps.log"
+    argv = process.python_argv(
+        "dicomkit.pacs.mpps",
+        "--host", cfg.host,
+        "--port", str(cfg.mpps_port),
+        "--aet", cfg.mpps_aet,
+        "--db", str(cfg.mpps_db),
+        "--ris-url", f"http://{cfg.host}:{cfg.ris_port}",
+    )  # fmt: skip
+    pid = process.spawn(argv, log)
+    record(cfg, state, ServiceState("mpps", pid=pid, log=str(log), cmd_marker="dicomkit.pacs.mpps"))
+    report(f"MPPS SCP {cfg.mpps_aet} starting on {cfg.host}:{cfg.mpps_port} (pid {pid})")
+
+
 def wait_ris(cfg: LabConfig, svc: ServiceState, timeout: float = 20.0) -> None:
     process.wait_until(
         lambda: (
@@ -119,6 +135,9 @@ def process_status(cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
         if svc.name == "ris":
             healthy = alive and _http_ok(f"{ep.ris_url}/healthz")
             ports = f"{ep.ris_port}/http, {ep.hl7_port}/hl7"
+        elif svc.name == "mpps":
+            healthy = alive and process.port_answers(ep.host, ep.mpps_port)
+            ports = f"{ep.mpps_port}/dicom (MPPS, AE {ep.mpps_aet})"
         else:
             healthy = alive and process.port_answers(ep.host, ep.dicom_port)
             ports = f"{ep.dicom_port}/dicom"
@@ -193,7 +212,8 @@ class ProcessLab:
         if volumes:
             import shutil
 
-            for d in (self.storage_dir(cfg), cfg.worklist_dir, cfg.ris_db.parent):
+            for d in (self.storage_dir(cfg), cfg.worklist_dir, cfg.ris_db.parent,
+                      cfg.mpps_db.parent):  # fmt: skip
                 shutil.rmtree(d, ignore_errors=True)
             report("removed the PACS storage, the worklist folder and the RIS database")
 
@@ -227,6 +247,7 @@ class NativeEngine(ProcessLab):
                 "http": cfg.http_port,
                 "ris": cfg.ris_port,
                 "hl7": cfg.hl7_port,
+                "mpps": cfg.mpps_port,
             },
         )
         for d in (cfg.worklist_dir, cfg.log_dir, cfg.lab_dir / "orthanc" / "db"):
@@ -251,6 +272,7 @@ class NativeEngine(ProcessLab):
         pid = process.spawn([binary, str(conf_path)], log, env=env)
         record(cfg, state, ServiceState("pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)))
         report(f"Orthanc starting: DICOM {cfg.dicom_port}, HTTP {cfg.http_port} (pid {pid})")
+        start_mpps(cfg, state, report)
         # Orthanc 1.10 has no listen-address option: say so rather than imply loopback only.
         report(
             f"warning: Orthanc listens on every interface; HTTP refuses remote clients "
@@ -264,8 +286,10 @@ class NativeEngine(ProcessLab):
             lambda: (
                 process.port_answers(cfg.host, cfg.dicom_port)
                 and _http_ok(f"http://{cfg.host}:{cfg.http_port}/system")
+                and process.port_answers(cfg.host, cfg.mpps_port)
             ),
-            f"Orthanc (DICOM {cfg.dicom_port}, HTTP {cfg.http_port})",
+            f"Orthanc (DICOM {cfg.dicom_port}, HTTP {cfg.http_port}) and the MPPS SCP "
+            f"({cfg.mpps_port})",
             30.0,
             report,
         )

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from dicomkit.dicom import dataset, wire
-from dicomkit.pacs import lean, mwl, qr
+from dicomkit.pacs import lean, mpps, mwl, qr
 from dicomkit.pacs.commitment import STORAGE_COMMITMENT_PUSH, CommitmentScp
 from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier, record_of
 from dicomkit.pacs.settings import ServerConfig
@@ -70,8 +70,8 @@ QR_CLASSES = (
     qr.STUDY_ROOT_GET,
 )
 
-# Served by pynetdicom only: Query/Retrieve and storage commitment (pacs/commitment.py).
-PYNETDICOM_ONLY = (*QR_CLASSES, STORAGE_COMMITMENT_PUSH)
+# Served by pynetdicom only: Query/Retrieve, storage commitment (pacs/commitment.py), MPPS.
+PYNETDICOM_ONLY = (*QR_CLASSES, STORAGE_COMMITMENT_PUSH, mpps.MPPS)
 
 UNCOMPRESSED = [
     "1.2.840.10008.1.2",
@@ -323,6 +323,7 @@ class PacsServer:
         self.index = Index(cfg.index_path)
         self.worklist = mwl.WorklistFolder(cfg.worklist_dir, cfg.max_worklist_file)
         self.commitment = CommitmentScp(cfg, self.index, self.storage)
+        self.mpps = mpps.MppsService(mpps.StepStore(cfg.mpps_db), cfg.ris_url)
         self._servers: list[Any] = []
         self._http: Any = None
         self._stop = threading.Event()
@@ -415,6 +416,7 @@ class PacsServer:
             (evt.EVT_C_GET, qr.handle_get, [self.index, self.storage]),
             (evt.EVT_N_ACTION, self.commitment.handle_action),
             (evt.EVT_DIMSE_SENT, self.commitment.handle_sent),
+            *mpps.handlers(self.mpps),
         ]
 
     def start(self) -> None:
@@ -426,6 +428,8 @@ class PacsServer:
         # Parse the worklist folder now, off the startup path: readiness must not wait for it.
         threading.Thread(target=self.worklist.refresh, name="worklist-load", daemon=True).start()
         self.worklist.start_sweeper(2.0, self._stop)
+        # Steps the RIS missed while it or we were down (pacs/mpps.py).
+        threading.Thread(target=self.mpps.tell_ris, name="mpps-ris", daemon=True).start()
         ports = [cfg.dicom_port] + ([cfg.mwl_port] if cfg.mwl_port != cfg.dicom_port else [])
         handlers = self.handlers()
         use_lean = wire.enabled()

@@ -47,6 +47,8 @@ class ServerConfig:
     max_worklist_file: int = 1024 * 1024
     # Largest STOW-RS request body (PS3.18 10.5); bigger ones are refused with 413.
     max_stow_bytes: int = 512 * 1024 * 1024
+    # The RIS API the MPPS SCP tells of each step (pacs/mpps.py); empty: nobody is told.
+    ris_url: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServerConfig:
@@ -77,6 +79,7 @@ class ServerConfig:
                 max_pdu=int(d.get("max_pdu", 1024 * 1024)),
                 max_worklist_file=int(d.get("max_worklist_file", 1024 * 1024)),
                 max_stow_bytes=int(d.get("max_stow_bytes", 512 * 1024 * 1024)),
+                ris_url=str(d.get("ris_url", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
@@ -133,3 +136,7 @@ class ServerConfig:
     @property
     def index_path(self) -> Path:
         return self.storage_dir / "index.sqlite3"
+
+    @property
+    def mpps_db(self) -> Path:
+        return self.storage_dir / "mpps.sqlite3"

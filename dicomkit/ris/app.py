@@ -15,8 +15,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dicomkit import __version__
-from dicomkit.ris.models import OrderIn, OrderOut
-from dicomkit.ris.store import DuplicateAccession, OrderNotFound, OrderStore
+from dicomkit.ris.models import OrderIn, OrderOut, StatusIn
+from dicomkit.ris.store import DuplicateAccession, OrderNotFound, OrderStore, StatusConflict
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +177,15 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
+        if request.url.path.endswith("/status"):  # the MPPS SCP's report, not an order
+            error, hint = "invalid status report", 'e.g. {"status": "COMPLETED"}'
+        else:
+            error, hint = (
+                "invalid order",
+                "fix the fields named in 'fields' (DICOM VR limits apply)",
+            )
         return JSONResponse(
-            status_code=422,
-            content={
-                "error": "invalid order",
-                "fields": fields,
-                "hint": "fix the fields named in 'fields' (DICOM VR limits apply)",
-            },
+            status_code=422, content={"error": error, "fields": fields, "hint": hint}
         )
 
     @app.get("/healthz", tags=["health"])
@@ -228,6 +230,26 @@ def create_app(
             return store.get(accession)
         except OrderNotFound:
             return _not_found(accession)
+
+    @app.post("/orders/{accession:path}/status", response_model=OrderOut, tags=["orders"])
+    def set_status(accession: str, change: StatusIn) -> Any:
+        """The order's procedure step state, as the MPPS SCP reports it: IN PROGRESS
+        (N-CREATE), COMPLETED or DISCONTINUED (the final N-SET; the worklist item goes)."""
+        try:
+            return store.set_status(
+                accession, change.status, change.mpps_sop_instance_uid, change.study_instance_uid
+            )
+        except OrderNotFound:
+            return _not_found(accession)
+        except StatusConflict as exc:
+            return JSONResponse(
+                status_code=409,
+                content={
+                    "error": str(exc),
+                    "hint": "a step goes SCHEDULED -> IN PROGRESS -> COMPLETED or DISCONTINUED, "
+                    "once; see GET /orders/{accession}",
+                },
+            )
 
     @app.delete("/orders/{accession:path}", response_model=OrderOut, tags=["orders"])
     def cancel_order(accession: str) -> Any:

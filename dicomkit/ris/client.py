@@ -52,6 +52,15 @@ class RisClient:
     def cancel_order(self, accession: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"/orders/{_quote(accession)}"))
 
+    def set_status(
+        self, accession: str, status: str, mpps_uid: str = "", study_uid: str = ""
+    ) -> dict[str, Any]:
+        """What the MPPS SCP tells the RIS: the order's step is IN PROGRESS, COMPLETED or
+        DISCONTINUED (IHE RAD-6/RAD-7 forwarded to the Order Filler)."""
+        body = {"status": status, "mpps_sop_instance_uid": mpps_uid,
+                "study_instance_uid": study_uid}  # fmt: skip
+        return dict(self._request("POST", f"/orders/{_quote(accession)}/status", json=body))
+
     def health(self) -> dict[str, Any]:
         return dict(self._request("GET", "/healthz"))
 

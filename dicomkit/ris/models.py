@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -117,8 +117,29 @@ class OrderOut(BaseModel):
     scheduled_time: str
     station_aet: str
     created: str
+    # The procedure step's state as the MPPS SCP reports it (IHE RAD-6/RAD-7): SCHEDULED until
+    # the modality's N-CREATE, then IN PROGRESS, then COMPLETED or DISCONTINUED.
+    status: str = "SCHEDULED"
+    mpps_sop_instance_uid: str = ""
+    status_updated: str = ""
+
+    @property
+    def closed(self) -> bool:
+        """COMPLETED or DISCONTINUED: the order has left the worklist."""
+        return self.status in ("COMPLETED", "DISCONTINUED")
 
     def summary(self) -> dict[str, Any]:
         d = self.order.model_dump()
         d.update(self.model_dump(exclude={"order"}))
         return d
+
+
+class StatusIn(BaseModel):
+    """A procedure step's new state, from the MPPS SCP (PS3.3 C.4.14 Performed Procedure Step
+    Status), with the MPPS SOP Instance UID and the Study Instance UID it names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["IN PROGRESS", "COMPLETED", "DISCONTINUED"]
+    mpps_sop_instance_uid: Annotated[str, Field(max_length=64)] = ""
+    study_instance_uid: Annotated[str, Field(max_length=64)] = ""

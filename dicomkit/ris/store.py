@@ -34,6 +34,10 @@ class OrderNotFound(Exception):
     pass
 
 
+class StatusConflict(Exception):
+    """The order cannot take this state (it is closed, or another step or study is named)."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     accession TEXT PRIMARY KEY,
@@ -101,7 +105,7 @@ class OrderStore:
                 removed += 1
         for out in self.list():
             path = worklist.item_path(self.worklist_dir, out.worklist_item_id)
-            if not path.exists():
+            if not path.exists() and not out.closed:
                 worklist.write_item(
                     self.worklist_dir, out.worklist_item_id, worklist.build_item(out)
                 )
@@ -169,14 +173,19 @@ class OrderStore:
             rows = db.execute("SELECT data FROM orders ORDER BY created, accession").fetchall()
         return [OrderOut.model_validate(json.loads(r[0])) for r in rows]
 
+    @staticmethod
+    def _begin(db: sqlite3.Connection, accession: str) -> OrderOut:
+        """BEGIN IMMEDIATE and read the order (rolled back, OrderNotFound, if there is none)."""
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
+        if not row:
+            db.execute("ROLLBACK")
+            raise OrderNotFound(accession)
+        return OrderOut.model_validate(json.loads(row[0]))
+
     def delete(self, accession: str) -> OrderOut:
         with self._lock, self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT data FROM orders WHERE accession = ?", (accession,)).fetchone()
-            if not row:
-                db.execute("ROLLBACK")
-                raise OrderNotFound(accession)
-            out = OrderOut.model_validate(json.loads(row[0]))
+            out = self._begin(db, accession)
             # Remove the worklist item first: a cancelled order must stop matching at once.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(worklist.item_path(self.worklist_dir, out.worklist_item_id))
@@ -213,6 +222,8 @@ class OrderStore:
                             (after.model_dump_json(), after.order.accession),
                         )
                         written.append(before)
+                        if after.closed:
+                            continue  # its step is done: no worklist item to rewrite
                         atomic_write_bytes(
                             worklist.item_path(self.worklist_dir, after.worklist_item_id),
                             worklist.encode(worklist.build_item(after)),
@@ -220,6 +231,8 @@ class OrderStore:
                     db.execute("COMMIT")
                 except BaseException:
                     for before in written:  # put back the items already rewritten
+                        if before.closed:
+                            continue
                         with contextlib.suppress(OSError):
                             worklist.write_item(
                                 self.worklist_dir,
@@ -235,6 +248,56 @@ class OrderStore:
             log.info("patient updated: %d open order(s)", len(new))
         return new
 
+    def set_status(
+        self, accession: str, status: str, mpps_uid: str = "", study_uid: str = ""
+    ) -> OrderOut:
+        """The order follows its procedure step: SCHEDULED -> IN PROGRESS -> COMPLETED or
+        DISCONTINUED (IHE RAD TF-2 4.6/4.7). A closed step's worklist item is removed, so
+        a modality no longer sees it. The same report twice is a no-op (the MPPS SCP
+        retries)."""
+        with self._lock, self._connect() as db:
+            out = self._begin(db, accession)
+            problem = _transition_problem(out, status, mpps_uid, study_uid)
+            if problem == "same":
+                db.execute("ROLLBACK")
+                return out
+            if problem:
+                db.execute("ROLLBACK")
+                raise StatusConflict(problem)
+            new = out.model_copy(update={
+                "status": status,
+                "mpps_sop_instance_uid": mpps_uid or out.mpps_sop_instance_uid,
+                "status_updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            })  # fmt: skip
+            db.execute(
+                "UPDATE orders SET data = ? WHERE accession = ?", (new.model_dump_json(), accession)
+            )
+            if new.closed:
+                # Before the commit: if the commit fails the order is still open, and
+                # recover() writes its item again.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(worklist.item_path(self.worklist_dir, out.worklist_item_id))
+            db.execute("COMMIT")
+        log.info("order %s: %s -> %s", accession, out.status, status)
+        return new
+
     def count(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+
+
+_NEXT = {"SCHEDULED": ("IN PROGRESS", "COMPLETED", "DISCONTINUED"),
+         "IN PROGRESS": ("COMPLETED", "DISCONTINUED")}  # fmt: skip
+
+
+def _transition_problem(out: OrderOut, status: str, mpps_uid: str, study_uid: str) -> str:
+    """Why ``out`` cannot move to ``status`` ("" if it can; "same" if it is there already)."""
+    if study_uid and study_uid != out.study_instance_uid:
+        return f"the MPPS names study {study_uid}, the order has {out.study_instance_uid}"
+    if out.mpps_sop_instance_uid and mpps_uid and mpps_uid != out.mpps_sop_instance_uid:
+        return f"the order is reported by another MPPS ({out.mpps_sop_instance_uid})"
+    if status == out.status:
+        return "same"
+    if status not in _NEXT.get(out.status, ()):
+        return f"the order is {out.status}: it cannot become {status}"
+    return ""

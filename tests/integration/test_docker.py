@@ -79,6 +79,7 @@ def docker_env(cfg: LabConfig, project: str) -> dict[str, str]:
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
         "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
+        "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
         "DICOMKIT_ORTHANC_IMAGE": ORTHANC_IMAGE,
         "DICOMKIT_RIS_IMAGE": RIS_IMAGE,
         "DICOMKIT_RIS_BASE_IMAGE": PYTHON_IMAGE,
@@ -169,6 +170,12 @@ def _shared_tests() -> dict[str, Any]:
 
 globals().update(_shared_tests())
 
+# MPPS through the lab's MPPS container: the same tests as on the other engines.
+from tests.integration import test_mpps_lab as _mpps  # noqa: E402
+
+scu = _mpps.scu
+globals().update({f"{n}_on_docker": f for n, f in vars(_mpps).items() if n.startswith("test_")})
+
 
 # ---- docker-specific behaviour -----------------------------------------------------------------
 
@@ -228,8 +235,9 @@ def test_status_names_engine_and_containers(lab: DockerLab) -> None:
     d = r.json()
     assert d["engine"] == "docker" and d["healthy"] is True
     details = {s["name"]: s["detail"] for s in d["services"]}
-    assert details.keys() == {"pacs", "ris"}
+    assert details.keys() == {"pacs", "ris", "mpps"}
     assert f"{lab.project}-orthanc-1" in details["pacs"]
+    assert f"{lab.project}-mpps-1" in details["mpps"]
     assert f"{lab.project}-ris-1" in details["ris"]
 
 
@@ -265,10 +273,11 @@ def test_compose_file_round_trip(lab: DockerLab) -> None:
         http_port=lab.cfg.http_port,
         ris_port=lab.cfg.ris_port,
         hl7_port=lab.cfg.hl7_port,
+        mpps_port=lab.cfg.mpps_port,
     )
     project = load_compose(cfg, env=lab.extra)
     assert project.name == lab.project
-    assert set(project.services) == {"orthanc", "ris"}
+    assert set(project.services) == {"orthanc", "ris", "mpps"}
     c = client()
     try:
         for name, svc in project.services.items():
@@ -302,6 +311,8 @@ def test_compose_file_round_trip(lab: DockerLab) -> None:
             lab.cfg.mwl_port,
             lab.cfg.http_port,
             lab.cfg.ris_port,
+            lab.cfg.hl7_port,
+            lab.cfg.mpps_port,
         }
         assert all(p.host_ip == "127.0.0.1" for s in project.services.values() for p in s.ports)
     finally:
@@ -462,6 +473,15 @@ def test_compose_file_defaults_are_the_classic_lab(tmp_path: Path) -> None:
     assert orthanc.healthcheck and ris.healthcheck
     assert ris.command and ris.command[:3] == ["python", "-m", "dicomkit.ris"]
     assert ris.build and ris.build["dockerfile"] == "compose/Dockerfile"
+    # The MPPS SCP Orthanc lacks: the RIS image, its own port and AE title, telling the RIS.
+    mpps = project.services["mpps"]
+    assert mpps.image == ris.image and mpps.command
+    assert mpps.command[:3] == ["python", "-m", "dicomkit.pacs.mpps"]
+    assert mpps.command[mpps.command.index("--aet") + 1] == "DICOMKIT_MPPS"
+    assert mpps.command[mpps.command.index("--ris-url") + 1] == "http://ris:5000"
+    assert [(p.host_ip, p.host_port, p.container_port) for p in mpps.ports] == [
+        ("127.0.0.1", 4243, 4243)
+    ]
 
 
 def test_compose_file_follows_the_config(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ class Ris:
 
     def assert_contained(self) -> None:
         """Only the database and ``.wl`` items exist in the sandbox; every item parses and
-        belongs to exactly one order."""
+        belongs to exactly one open order."""
         allowed_db = {self.db, Path(f"{self.db}-wal"), Path(f"{self.db}-shm")}
         for path in files_under(self.sandbox):
             if path in allowed_db or path == self.log:
@@ -100,7 +100,9 @@ class Ris:
             ds = pydicom.dcmread(p)
             assert ds.ScheduledProcedureStepSequence[0].Modality
         orders = httpx.get(f"{self.url}/orders", timeout=30).json()
-        assert {o["worklist_item_id"] for o in orders} == items
+        # A finished procedure step (MPPS COMPLETED/DISCONTINUED) has left the worklist.
+        open_orders = [o for o in orders if o.get("status") not in ("COMPLETED", "DISCONTINUED")]
+        assert {o["worklist_item_id"] for o in open_orders} == items
 
 
 def start_ris(sandbox: Path, *args: str) -> Ris:

@@ -163,7 +163,7 @@ def _listeners() -> dict[int, set[str]]:
 def test_every_server_listens_on_loopback_only(lab: Lab) -> None:
     ep = lab.endpoints
     listening = _listeners()
-    ours = {ep.ris_port, ep.hl7_port} | (
+    ours = {ep.ris_port, ep.hl7_port, ep.mpps_port} | (
         {ep.dicom_port, ep.mwl_port, ep.http_port} if lab.engine == "embedded" else set()
     )
     for port in ours:
@@ -268,6 +268,7 @@ def test_native_up_warns_that_orthanc_listens_on_every_interface(tmp_path: Path)
         "DICOMKIT_HTTP_PORT": str(cfg.http_port),
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
         "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
+        "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
     }
     r = lab.cli("up", "--engine", "native", **env)
     try:
