@@ -45,11 +45,15 @@ def lesson(
 
 def next_(no_input: NoInputOpt = False) -> None:
     """Run the next lesson that is not done yet."""
-    from dicomkit.tutor.runner import pick_next, run_lesson
+    from dicomkit.tutor.runner import pick_next, run_lesson, show_complete
     from dicomkit.tutor.screen import RichScreen
 
     cfg = CTX.config()
-    outcome = run_lesson(cfg, pick_next(cfg), RichScreen(no_input))
+    number = pick_next(cfg)
+    if number is None:
+        show_complete(cfg, RichScreen(no_input=True))
+        return
+    outcome = run_lesson(cfg, number, RichScreen(no_input))
     raise typer.Exit(outcome.exit_code)
 
 
@@ -59,20 +63,14 @@ def hint(
     ] = None,
 ) -> None:
     """Show the hints for a lesson (the current one by default)."""
-    from rich.panel import Panel
-
     from dicomkit import ui
     from dicomkit.tutor.runner import hint as get_hint
 
     found, text = get_hint(CTX.config(), number)
-    ui.console.print(
-        Panel(
-            ui.escape(text),
-            title=f"Hints for lesson {found.number}: {found.title}",
-            border_style="cyan",
-            expand=False,
-        )
-    )
+    ui.console.print(f"[hint]Hints for lesson {found.number}:[/hint] {ui.escape(found.title)}")
+    for line in text.splitlines():
+        # Not in a panel: a hint's command must reach the terminal whole (soft-wrapped).
+        ui.console.print(ui.escape(line), soft_wrap=True)
 
 
 def reset(

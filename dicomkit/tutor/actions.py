@@ -49,6 +49,13 @@ def _mark(flag: bool) -> str:
     return "✓" if flag else "✗"
 
 
+def _facts(title: str, rows: list[list[str]]) -> Any:
+    """A two-column table of facts: no header row (there is nothing to name)."""
+    table = ui.table(title, ["", ""], rows)
+    table.show_header = False
+    return table
+
+
 def _panel(body: str, title: str, style: str = "blue") -> Any:
     from rich.panel import Panel
 
@@ -85,7 +92,7 @@ def _echo(ctx: LabContext, peer: Any, what: str) -> None:
         ["status", f"0x{result.status:04X} {result.status_name}"],
         ["round trip", f"{result.ms:.1f} ms (associate + C-ECHO + release)"],
     ]
-    ctx.out.show(ui.table(f"{_ok(result.ok)} C-ECHO to the {what}", ["", ""], rows))
+    ctx.out.show(_facts(f"{_ok(result.ok)} C-ECHO to the {what}", rows))
     ctx.out.equivalent(f"echoscu -v -aet {ctx.aet} -aec {peer.aet} {peer.host} {peer.port}")
 
 
@@ -263,7 +270,7 @@ def inspect_worklist_item(ctx: LabContext) -> None:
 
 QUERY_CHOICES = (
     ("accession", "AccessionNumber = your accession (exact match)"),
-    ("name", "PatientName = TUTOR* (wildcard)"),
+    ("name", "PatientName = your patient's family name + * (wildcard)"),
     ("station", "ScheduledStationAETitle = your AE title"),
     ("today", "ScheduledProcedureStepStartDate = today's date range"),
     ("modality", "Modality = CR"),
@@ -279,6 +286,8 @@ def worklist_query(ctx: LabContext) -> None:
     from dicomkit.dicom.worklist import WorklistQuery
 
     accession = ctx.need("accession", 2)
+    name = str(ctx.need("patient_name", 2))
+    family = name.split("^")[0] + "*"
     ctx.out.show(
         ui.table(
             "Matching keys you can set (all others stay empty: return keys)",
@@ -296,7 +305,7 @@ def worklist_query(ctx: LabContext) -> None:
     today = _dt.date.today().strftime("%Y%m%d")
     query = WorklistQuery(
         accession=accession if "accession" in chosen else "",
-        patient_name="TUTOR*" if "name" in chosen else "",
+        patient_name=family if "name" in chosen else "",
         station_aet=ctx.aet if "station" in chosen else "",
         date=f"{today}-{today}" if "today" in chosen else "",
         modality="CR" if "modality" in chosen else "",
@@ -586,16 +595,14 @@ def _dicomweb_available(ctx: LabContext) -> bool:
         ctx.scratch["dicomweb_notice"] = True
         ctx.out.show(
             _panel(
-                f"The [bold]{ctx.engine}[/bold] engine's PACS has no DICOMweb service, so the "
-                "DICOMweb steps are skipped (their checks are reported as skipped, not failed).\n"
+                f"The [bold]{ctx.engine}[/bold] engine's PACS has no DICOMweb yet, so this "
+                "lesson cannot be done on this lab: its steps are skipped and it stays not "
+                "done (verify never counts a skipped check).\n"
                 "DICOMweb comes with Orthanc's DICOMweb plugin:\n"
                 "  • native engine: [cmd]sudo apt install orthanc orthanc-dicomweb[/cmd], then\n"
                 "    [cmd]dicomkit down && dicomkit up --engine native[/cmd]\n"
                 "  • docker engine: [cmd]dicomkit down && dicomkit up --engine docker[/cmd]\n"
-                "Then rerun the course from lesson 2 on that lab, or just read on.\n"
-                "On such a lab, a search is one HTTP request:\n"
-                "  [cmd]curl -sS -H 'Accept: application/dicom+json' "
-                "'http://HOST:8042/dicom-web/studies?AccessionNumber=ACC'[/cmd]",
+                "Then rerun the course from lesson 2 on that lab, or read on.",
                 "No DICOMweb on this lab",
                 "yellow",
             )
@@ -802,10 +809,20 @@ def break_mwl_permission(ctx: LabContext) -> None:
     rows, results = [], []
     for op, calling, fn in tries:
         ok, seen, ms = _attempt(fn)
+        if op == "MWL C-FIND":
+            # net.py names 0xC000 as C-STORE does; for C-FIND Cxxx is PS3.4 C.4.1.1.4's.
+            seen = seen.replace("Failure: cannot understand", "Failure: Unable to process")
         results.append(ok)
         rows.append([_mark(ok), op, calling, seen, f"{ms:.0f} ms"])
     ctx.out.show(ui.table("Echo works, the worklist is refused", ["", "operation",
                           "calling AE", "result", "time"], rows))  # fmt: skip
+    if not results[1]:
+        ctx.out.show(
+            "[muted]A refused C-FIND depends on the SCP: this one answers status 0xCxxx, which "
+            "for C-FIND means Failure: Unable to process (PS3.4 C.4.1.1.4); Orthanc >= 1.10 "
+            "aborts the association (A-ABORT) instead, so findscu reports an aborted "
+            "association.[/muted]"
+        )
     if results[1]:
         ctx.out.show(
             "[warn]This worklist SCP answered an unknown calling AE: it does not restrict "
@@ -872,9 +889,15 @@ def break_transfer_syntax(ctx: LabContext) -> None:
             ],
         )
     )  # fmt: skip
+    flag = "-xv" if str(ts) == "1.2.840.10008.1.2.4.90" else "-xw"
+    ctx.out.show(
+        f"[muted]With DCMTK: storescu's default (-x=) proposes only uncompressed syntaxes and "
+        f"fails with 'DIMSE Failed to send message'; {flag} proposes {ts.name} (-xv JPEG 2000 "
+        "lossless, -xw JPEG 2000 lossy).[/muted]"
+    )
     ctx.out.equivalent(
-        f"storescu -v -xs -aet {ctx.aet} -aec {ctx.pacs.aet} {ctx.pacs.host} {ctx.pacs.port} "
-        f"{shlex.quote(str(path))}   # -xs proposes JPEG 2000; the default (+x=) would fail",
+        f"storescu -v {flag} -aet {ctx.aet} -aec {ctx.pacs.aet} {ctx.pacs.host} {ctx.pacs.port} "
+        f"{shlex.quote(str(path))}",
         "With DCMTK",
     )
     if not r.ok:

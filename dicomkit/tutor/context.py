@@ -36,7 +36,7 @@ class CheckResult:
         return {
             "name": self.name,
             "result": self.mark,
-            "ok": self.ok or self.skipped,
+            "ok": self.ok,
             "expected": self.expected,
             "seen": self.seen,
             "fix": self.fix,

@@ -38,6 +38,7 @@ class Question:
     accept: tuple[str, ...] = ()  # more accepted free-text answers
     explain: str = ""  # shown once answered right
     wrong: str = ""  # feedback for a wrong answer
+    why: tuple[str, ...] = ()  # per choice: why that choice is wrong ("" for the right one)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def _lesson(raw: dict[str, Any]) -> Lesson:
             accept=tuple(str(a) for a in q.get("accept", [])),
             explain=str(q.get("explain", "")).strip(),
             wrong=str(q.get("wrong", "")).strip(),
+            why=tuple(str(w).strip() for w in q.get("why", [])),
         )
         questions[question.id] = question
     return Lesson(
@@ -263,6 +265,11 @@ def problems(
         for q in lesson.questions.values():
             if q.choices and q.answer not in q.choices:
                 out.append(f"{where}: question {q.id!r}: answer is not one of its choices")
+            if q.choices and (
+                len(q.why) != len(q.choices)
+                or any(not w for c, w in zip(q.choices, q.why, strict=True) if c != q.answer)
+            ):
+                out.append(f"{where}: question {q.id!r}: every wrong choice needs its `why`")
             if not q.prompt or not q.answer:
                 out.append(f"{where}: question {q.id!r}: empty prompt or answer")
         texts = [lesson.hints] + [s.value for s in lesson.segments if s.kind == "text"]

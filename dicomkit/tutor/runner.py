@@ -112,16 +112,25 @@ class LessonOutcome:
         return ExitCode.OK if self.passed else ExitCode.FAILED
 
 
-def pick_next(cfg: LabConfig) -> int:
+def pick_next(cfg: LabConfig) -> int | None:
+    """The first lesson not done, or None when the course is complete."""
     course = load_course()
     progress = Progress.load(cfg.home)
-    current = progress.current([lesson.number for lesson in course.lessons])
-    if current is None:
-        raise UsageError(
-            "every lesson is done",
-            "check them all with `dicomkit verify`, or redo one with `dicomkit lesson N`",
-        )
-    return current
+    return progress.current([lesson.number for lesson in course.lessons])
+
+
+def show_complete(cfg: LabConfig, screen: Screen) -> None:
+    """What `next` says after the last lesson: a summary and what to do next (not an error)."""
+    from dicomkit import ui
+
+    course = load_course()
+    progress = Progress.load(cfg.home)
+    screen.show(f"{ui.OK} The course is complete: all {len(course.lessons)} lessons are done.")
+    for lesson in course.lessons:
+        screen.show(f"  {ui.OK} {lesson.number}. {ui.escape(lesson.title)}")
+    screen.show("Next: [cmd]dicomkit verify[/cmd] checks every lesson against the live lab; "
+                "[cmd]dicomkit lesson N[/cmd] redoes one; [cmd]dicomkit --help[/cmd] lists every "
+                f"tool you used. Progress: {ui.escape(str(progress.path))}")  # fmt: skip
 
 
 def run_lesson(cfg: LabConfig, number: int, screen: Screen) -> LessonOutcome:
@@ -168,7 +177,8 @@ def run_lesson(cfg: LabConfig, number: int, screen: Screen) -> LessonOutcome:
         raise
     results = [run_check(name, ctx) for name in lesson.checks]
     screen.show(check_table(f"Checks for lesson {number}", results))
-    passed = all(r.ok or r.skipped for r in results)
+    # Honest progress: a skipped check is not a pass, so the lesson is not done.
+    passed = all(r.ok for r in results)
     if passed:
         progress.complete(number)
         if recap:
@@ -178,9 +188,15 @@ def run_lesson(cfg: LabConfig, number: int, screen: Screen) -> LessonOutcome:
         nxt = next_command(course, progress)
     else:
         for r in results:
-            if not (r.ok or r.skipped) and r.fix:
+            if not r.ok and r.fix:
                 screen.show(f"[hint]Fix:[/hint] {ui.escape(r.fix)}")
         nxt = f"dicomkit lesson {number}"
+        if all(r.ok or r.skipped for r in results):
+            later = course.after(number)
+            screen.show(f"[warn]Lesson {number} is not done: this lab cannot run its checks "
+                        "(skipped above).[/warn]")  # fmt: skip
+            if later is not None:
+                nxt = f"dicomkit lesson {later.number}"
     screen.show(f"Next: [cmd]{nxt}[/cmd]")
     return LessonOutcome(lesson, results, passed, nxt)
 
@@ -200,22 +216,31 @@ def _matches(q: Question, raw: str, values: dict[str, Any]) -> bool | None:
         if text.lower() in lowered:
             return choices[lowered.index(text.lower())] == answer
         return None
-    accepted = {answer.upper(), *(fill(a, values).upper() for a in q.accept)}
-    return text.upper() in accepted
+    accepted = {normal(answer), *(normal(fill(a, values)) for a in q.accept)}
+    return normal(text) in accepted
+
+
+def normal(text: str) -> str:
+    """What a free-text answer means: case, spaces, underscores and quotes do not matter."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum() or ch in "(),^*")
 
 
 def ask(screen: Screen, q: Question, values: dict[str, Any], lesson: Lesson) -> bool:
     """Ask until right (or MAX_TRIES wrong); returns whether the learner got there alone."""
+    from rich.console import Group
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+
     from dicomkit import ui
 
     answer = fill(q.answer, values)
-    body = ui.escape(fill(q.prompt, values))
     choices = [fill(c, values) for c in q.choices]
+    # The prompt is Markdown (*called*): rendered, never shown with its asterisks.
+    body: Any = Markdown(fill(q.prompt, values))
     if choices:
-        body += "\n" + "\n".join(f"  {i}. {ui.escape(c)}" for i, c in enumerate(choices, 1))
-    from rich.panel import Panel
-
-    screen.show(Panel(body, title="Question", border_style="cyan", expand=False))
+        listing = "\n".join(f"{i}. {c}" for i, c in enumerate(choices, 1))
+        body = Group(body, Markdown(listing))
+    screen.show(Panel(body, title="Question", border_style="cyan"))
     default = str(choices.index(answer) + 1) if choices else answer
     how = f"a number 1-{len(choices)}" if choices else "type it"
     wrong = 0
@@ -230,11 +255,25 @@ def ask(screen: Screen, q: Question, values: dict[str, Any], lesson: Lesson) -> 
             return wrong == 0
         wrong += 1
         feedback = fill(q.wrong, values) or "Not quite."
+        why = _why(q, raw, choices)
+        if why:
+            feedback = f"{fill(why, values)} {feedback}"
         if wrong >= MAX_TRIES:
             screen.show(f"{ui.FAIL} {ui.escape(feedback)}\nThe answer: [bold]{ui.escape(answer)}"
                         f"[/bold]. {ui.escape(fill(q.explain, values))}")  # fmt: skip
             return False
         screen.show(f"{ui.FAIL} Not quite. {ui.escape(feedback)} Try again.")
+
+
+def _why(q: Question, raw: str, choices: list[str]) -> str:
+    """Why the chosen (wrong) choice is wrong, from the content's `why` list."""
+    text = raw.strip()
+    if not q.why:
+        return ""
+    if text.isdigit() and 1 <= int(text) <= len(q.why):
+        return q.why[int(text) - 1]
+    lowered = [c.lower() for c in choices]
+    return q.why[lowered.index(text.lower())] if text.lower() in lowered else ""
 
 
 def check_table(title: str, results: list[CheckResult]) -> Any:
@@ -263,7 +302,7 @@ class LessonVerdict:
 
     @property
     def ok(self) -> bool:
-        return self.done and all(c.ok or c.skipped for c in self.checks)
+        return self.done and all(c.ok for c in self.checks)  # a skipped check never counts
 
 
 @dataclass

@@ -30,6 +30,8 @@ class Screen(Protocol):
 
     def equivalent(self, command: str, label: str = "Equivalent") -> None: ...
 
+    def command(self, command: str) -> None: ...
+
     def ask(self, prompt: str, default: str | None = None) -> str: ...
 
 
@@ -46,10 +48,22 @@ class RichScreen:
     def markdown(self, text: str) -> None:
         from rich.markdown import Markdown
 
-        ui.console.print(Markdown(text))
+        # Fenced blocks are commands: printed whole so a paste works (the terminal soft-wraps).
+        for kind, part in split_commands(text):
+            if kind == "command":
+                self.command(part)
+            else:
+                ui.console.print(Markdown(part))
 
     def equivalent(self, command: str, label: str = "Equivalent") -> None:
-        ui.equivalent(command, label)
+        ui.console.print(f"[muted]{ui.escape(label)}:[/muted]")
+        self.command(command)
+
+    def command(self, command: str) -> None:
+        from rich.text import Text
+
+        # soft_wrap: never insert a newline into a command (a hard-wrapped curl fails when pasted).
+        ui.console.print(Text(command, style="cmd"), soft_wrap=True)
 
     def ask(self, prompt: str, default: str | None = None) -> str:
         if not self.interactive:
@@ -83,3 +97,24 @@ def workflow_diagram(current: str) -> Any:
     from rich.console import Group
 
     return Group(line, marker)
+
+
+def split_commands(text: str) -> list[tuple[str, str]]:
+    """Markdown with fenced code blocks -> [("markdown", ...), ("command", one line), ...]."""
+    out: list[tuple[str, str]] = []
+    buf: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            if not fenced and "\n".join(buf).strip():
+                out.append(("markdown", "\n".join(buf)))
+            buf = []
+            fenced = not fenced
+        elif fenced:
+            if line.strip():
+                out.append(("command", line.strip()))
+        else:
+            buf.append(line)
+    if "\n".join(buf).strip():
+        out.append(("markdown", "\n".join(buf)))
+    return out

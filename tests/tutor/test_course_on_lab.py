@@ -109,14 +109,19 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         if n == 8:
             before_8 = lab_snapshot(lab)
         r = lab.cli("lesson", str(n), "--no-input")
+        assert "Traceback" not in r.err
+        if n == 7 and not has_dicomweb(lab):
+            # Honest progress: skipped checks leave the lesson not done (exit 1), and say so.
+            assert r.code == 1, r.out + r.err
+            assert "no DICOMweb yet" in r.out and "--engine native" in r.out
+            assert "is not done" in r.out and "Next: dicomkit lesson 8" in r.out
+            continue
         assert r.code == 0, f"lesson {n}:\n{r.out}\n{r.err}"
         assert "Checks for lesson" in r.out and "Recap" in r.out
         # The DCMTK / curl command that does the same by hand.
         assert any(tool in r.out for tool in ("echoscu", "curl", "findscu", "storescu")), n
-        assert "Traceback" not in r.err
-        if n == 7 and not has_dicomweb(lab):
-            assert "No DICOMweb on this lab" in r.out and "--engine native" in r.out
-    assert "Next: dicomkit verify" in r.out
+    web = has_dicomweb(lab)
+    assert ("Next: dicomkit verify" if web else "Next: dicomkit lesson 7") in r.out
     # Lesson 8 broke things on the modality's side only: the lab is exactly as it was.
     assert before_8 is not None
     configs = [k for k in before_8["files"] if k.endswith(".json") and k != "state.json"]
@@ -126,18 +131,17 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     assert any(k.startswith("worklists/") for k in before_8["files"])
     assert lab_snapshot(lab) == before_8
     r = lab.cli("verify")
-    assert r.code == 0, r.out + r.err
-    assert "8/8 lesson(s) verified" in r.out and "Next:" in r.out
+    assert r.code == (0 if web else 1), r.out + r.err
+    assert ("8/8" if web else "7/8") + " lesson(s) verified" in r.out and "Next:" in r.out
     data = lab.cli("verify", "--json").json()
-    assert data["ok"] is True
+    assert data["ok"] is web
     results = {c["name"]: c["result"] for x in data["lessons"] for c in x["checks"]}
-    expected_web = "pass" if has_dicomweb(lab) else "skipped"
-    assert results["qido_finds_study"] == expected_web
-    assert results["stow_instance_in_pacs"] == expected_web
-    assert all(v == "pass" for k, v in results.items() if k not in ("qido_finds_study",
-               "stow_instance_in_pacs"))  # fmt: skip
+    assert all(v == "pass" for v in results.values()), results  # skipped is never counted
+    assert ("qido_finds_study" in results) is web
     listing = lab.cli("lessons", "--json").json()
-    assert {x["status"] for x in listing["lessons"]} == {"done"}
+    statuses = {x["number"]: x["status"] for x in listing["lessons"]}
+    assert all(v == "done" for k, v in statuses.items() if k != 7)
+    assert statuses[7] == ("done" if web else "current")
 
 
 def test_verify_names_the_fix_when_the_lab_loses_an_outcome(lab: Lab) -> None:
