@@ -100,6 +100,13 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry("next", "tutor", "next_", "Tutor", "Run the next lesson that is not done yet."),
     Entry(
+        "watch",
+        "tutor",
+        "watch",
+        "Tutor",
+        "Show the current task live; advance when the lab shows it.",
+    ),
+    Entry(
         "hint",
         "tutor",
         "hint",
