@@ -90,13 +90,19 @@ ENTRIES: tuple[Entry, ...] = (
         "DICOM",
         "Find studies in the PACS (Study Root C-FIND at STUDY level).",
     ),
-    Entry("lessons", "tutor", "lessons", "Tutor", "List the course: ✓ done, ▶ current, · to do."),
+    Entry(
+        "lessons",
+        "tutor",
+        "lessons",
+        "Tutor",
+        "List the course: ✓ done, ▶ current, · to do.",
+    ),
     Entry(
         "lesson",
         "tutor",
         "lesson",
         "Tutor",
-        "Run lesson N against the live lab: explain, do it for real, ask, check, recap.",
+        "Run lesson N against the live lab: explain, your tasks (watched), questions, checks, recap.",
     ),
     Entry("next", "tutor", "next_", "Tutor", "Run the next lesson that is not done yet."),
     Entry(
@@ -111,7 +117,7 @@ ENTRIES: tuple[Entry, ...] = (
         "tutor",
         "hint",
         "Tutor",
-        "Show the hints for a lesson (the current one by default).",
+        "Show the next hint, one at a time: the goal, then which tool, then the exact command.",
     ),
     Entry(
         "reset",

@@ -24,7 +24,10 @@ ShowMeOpt = Annotated[
 
 
 def lessons(json: JsonOpt = False) -> None:
-    """List the course: ✓ done, ▶ current, · to do, each lesson's tasks and a percentage."""
+    """List the course: ✓ done, ▶ current, · to do.
+
+    Each lesson's tasks (✓ you did it, ◦ the tutor showed you) and a percentage.
+    """
     from dicomkit import ui
     from dicomkit.tutor.runner import course_status, show_course
     from dicomkit.tutor.screen import RichScreen
@@ -79,7 +82,7 @@ def next_(no_input: NoInputOpt = False, show_me: ShowMeOpt = False, json: JsonOp
 
 
 def watch() -> None:
-    """Show the current task live; advance when the lab shows the result (like rustlings watch)."""
+    """Show the current task live; advance when the lab shows it."""
     from dicomkit.tutor.watch import watch as run_watch
 
     raise typer.Exit(run_watch(CTX.config()))

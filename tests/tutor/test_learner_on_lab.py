@@ -49,7 +49,7 @@ def second_shell(lab: Lab, command: str, columns: int = 80) -> subprocess.Comple
     path = os.pathsep.join([dcmtk_dir(), str(Path(sys.executable).parent), os.environ["PATH"]])
     env = lab.env(PATH=path, COLUMNS=str(columns))
     return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+                          timeout=120, cwd=lab.home)  # fmt: skip
 
 
 def progress(lab: Lab) -> dict[str, Any]:
