@@ -43,6 +43,7 @@ def next_hint(ctx: LabContext, lesson: Lesson, text: TaskText, values: Values) -
 
 def unavailable(ctx: LabContext, name: str) -> str:
     """Why this lab cannot do the task, or "" when it can."""
+    load_all()
     if TASKS[name].needs == "dicomweb" and not ctx.endpoints.dicomweb:
         return f"the {ctx.engine} engine's PACS has no DICOMweb yet"
     return ""
@@ -60,6 +61,11 @@ def look(ctx: LabContext, name: str, values: Values) -> Seen | None:
         return TASKS[name].probe(ctx, values)
     except DicomkitError as exc:
         return Seen(False, f"could not look: {exc.message}")
+
+
+def publish(ctx: LabContext, lesson: Lesson, name: str, values: Values) -> None:
+    """`dicomkit hint` in the learner's other shell fills its hints with these very values."""
+    ctx.record(open_task={"id": name, "values": values})
 
 
 def finish(ctx: LabContext, lesson: Lesson, name: str, seen: Seen, status: str) -> None:
@@ -102,8 +108,6 @@ def run_task(
     """Show the goal, then watch the lab until it shows the result (or do it, with ``demo``)."""
     text = lesson.tasks[name]
     values = prepare(ctx, lesson, name)
-    # `dicomkit hint` in the learner's other shell fills its hints with these very values.
-    ctx.record(open_task={"id": name, "values": values})
     screen.show(goal_panel(lesson, text, values))
     record: dict[str, Any] = {"kind": "task", "id": name, "goal": fill(text.goal, values),
                               "command": fill(text.hints[-1], values)}  # fmt: skip
@@ -112,6 +116,7 @@ def run_task(
         screen.show(f"[warn]This task cannot be done on this lab: {ui.escape(why_not)}. The "
                     "lesson stays not done.[/warn]")  # fmt: skip
         return record | {"status": "unavailable", "seen": why_not}
+    publish(ctx, lesson, name, values)
     if demo:
         seen = show_me(ctx, lesson, text, values, screen)
         status = "shown"

@@ -38,7 +38,15 @@ def watch(cfg: LabConfig) -> int:
     from dicomkit.tutor.checks import run_check
     from dicomkit.tutor.runner import lab_context
     from dicomkit.tutor.screen import RichScreen
-    from dicomkit.tutor.tasks import POLL_S, finish, look, next_hint, prepare, task_status
+    from dicomkit.tutor.tasks import (
+        POLL_S,
+        finish,
+        look,
+        next_hint,
+        prepare,
+        publish,
+        task_status,
+    )
     from dicomkit.tutor.tasks import unavailable as why_unavailable
 
     course = load_course()
@@ -83,6 +91,8 @@ def watch(cfg: LabConfig) -> int:
                 skipped.add(lesson.number)
                 continue
             values = prepare(ctx, lesson, name)
+            ctx.progress.start(lesson.number)
+            publish(ctx, lesson, name, values)
             text = lesson.tasks[name]
             level = int(ctx.progress.outcomes(lesson.number).get("hints_seen", {}).get(name, 0))
             hints = [fill(h, values) for h in text.hints[:level]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     r = lab.cli("reset", "--all")
     assert r.code == 0
     before_8 = None
+    t0 = time.monotonic()
     for n in LESSONS:
         if n == 8:
             before_8 = lab_snapshot(lab)
@@ -132,6 +134,7 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         # The DCMTK / curl command that does the same by hand.
         tools = ("echoscu", "curl", "findscu", "storescu", "dcmdump", "dicomkit make-image")
         assert any(tool in r.out for tool in tools), n
+    print(f"\nwhole course --no-input (--show-me) on {lab.engine}: {time.monotonic() - t0:.0f} s")
     web = has_dicomweb(lab)
     assert ("Next: dicomkit verify" if web else "Next: dicomkit lesson 7") in r.out
     # Lesson 8 broke things on the modality's side only: the lab is exactly as it was.
@@ -154,6 +157,10 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     statuses = {x["number"]: x["status"] for x in listing["lessons"]}
     assert all(v == "done" for k, v in statuses.items() if k != 7)
     assert statuses[7] == ("done" if web else "current")
+    if web:  # after the last lesson, `next` sums up and says what to do next: not an error
+        r = lab.cli("next")
+        assert r.code == 0 and "The course is complete" in r.out and "dicomkit verify" in r.out
+        assert lab.cli("next", "--json").json()["complete"] is True
 
 
 def test_verify_names_the_fix_when_the_lab_loses_an_outcome(lab: Lab) -> None:

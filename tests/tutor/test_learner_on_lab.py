@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -175,3 +176,40 @@ def test_every_printed_command_runs_at_80_columns(lab: Lab) -> None:
         if http_error and not said_409:
             failures.append(f"lesson {number}: {command}\n  HTTP error: {r.stdout[:300]}")
     assert not failures, "\n".join(failures)
+
+
+def test_watch_advances_when_the_lab_shows_the_result(lab: Lab) -> None:
+    r = lab.cli("reset", "8")
+    assert r.code == 0, r.err
+    env = lab.env(NO_COLOR="1", TERM="xterm", COLUMNS="120")
+    child = pexpect.spawn(sys.executable, ["-m", "dicomkit", "watch"], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(50, 120))  # fmt: skip
+    child.expect("your turn: Fix the send button")
+    do_task(lab, 8, "fix-called-ae")  # from the second shell, with the real storescu
+    child.expect("the tutor saw the PACS stored")
+    child.expect("your turn: Fix the morning worklist")  # advanced on its own
+    child.sendline("h")
+    child.expect("Hint 1/3")
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    tasks = progress(lab)["lessons"]["8"]["outcomes"]["tasks"]
+    assert tasks == {"fix-called-ae": "done"}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_printed_commands_are_never_hard_wrapped(lab: Lab, columns: int) -> None:
+    """Every command line the course prints (piped, at 80 and 120 columns) is whole: it parses as
+    a shell command and the long ones run past the terminal width instead of breaking."""
+    tools = ("echoscu ", "findscu ", "storescu ", "curl ", "dcmdump ", "dicomkit ")
+    longest = 0
+    for number in (1, 2, 3, 4, 5, 6, 8):
+        r = lab.cli("lesson", str(number), "--show-me", "--no-input", COLUMNS=str(columns))
+        assert r.code == 0, r.out + r.err
+        for line in r.out.splitlines():
+            if line.startswith(tools):
+                words = shlex.split(line)  # an unbalanced quote would mean a broken line
+                assert words and not line.endswith((" ", "\\")), line
+                longest = max(longest, len(line))
+    assert longest > columns  # long commands exist and were printed whole
