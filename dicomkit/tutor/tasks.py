@@ -148,6 +148,9 @@ def watch_task(
         if key.startswith("h"):
             level, hint = next_hint(ctx, lesson, text, values)
             screen.show(f"[hint]Hint {level}/{len(text.hints)}:[/hint]")
-            screen.command(hint) if level == len(text.hints) else screen.show(ui.escape(hint))
+            if level == len(text.hints):
+                screen.command(hint)  # the exact command: whole, so a paste works
+            else:
+                screen.show(ui.escape(hint))
         elif key.startswith("s"):
             return show_me(ctx, lesson, text, values, screen), "shown"
