@@ -158,8 +158,12 @@ def make_image(
         ui.print_json(info)
         return
     ui.console.print(f"{ui.OK} made {path}")
+    copied = ("accession", "patient_id", "patient_name", "study_instance_uid")
+    new = ("series_instance_uid", "sop_instance_uid", "sop_class_uid", "modality")
     ui.console.print(ui.table("Identifiers copied from the worklist item", ["tag", "value"],
-                              [[k, v] for k, v in info.items() if k != "file"]))  # fmt: skip
+                              [[k, info[k]] for k in copied]))  # fmt: skip
+    ui.console.print(ui.table("Made new by the modality (never copied)", ["tag", "value"],
+                              [[k, info[k]] for k in new]))  # fmt: skip
     ui.equivalent(f"dcmdump {shlex.quote(str(path))}", "Inspect it")
 
 

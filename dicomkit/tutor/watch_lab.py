@@ -57,11 +57,13 @@ def mentions(doc: Any, value: str) -> bool:
     return value in json.dumps(doc)
 
 
-def sop_in_pacs(ctx: LabContext, sop_uid: str) -> bool:
-    """What the PACS stored, asked through its REST API (Orthanc's, or the embedded subset)."""
+def rest_find(
+    ctx: LabContext, level: str, query: dict[str, str], expand: bool = False
+) -> list[Any]:
+    """Orthanc's REST ``POST /tools/find`` (the embedded PACS answers the same subset)."""
     import httpx
 
-    body = {"Level": "Instance", "Query": {"SOPInstanceUID": sop_uid}}
+    body = {"Level": level, "Query": query, "Expand": expand}
     try:
         r = httpx.post(f"{ctx.endpoints.pacs_url}/tools/find", json=body, timeout=ctx.cfg.timeout)
         r.raise_for_status()
@@ -70,4 +72,17 @@ def sop_in_pacs(ctx: LabContext, sop_uid: str) -> bool:
             f"the PACS REST API at {ctx.endpoints.pacs_url} failed: {exc}",
             "check `dicomkit status` and `dicomkit logs pacs`",
         ) from None
-    return bool(r.json())
+    return list(r.json())
+
+
+def sop_in_pacs(ctx: LabContext, sop_uid: str) -> bool:
+    """What the PACS stored, asked through its REST API."""
+    return bool(rest_find(ctx, "Instance", {"SOPInstanceUID": sop_uid}))
+
+
+def study_task_values(ctx: LabContext, name: str) -> dict[str, str]:
+    """A search task's values: a fresh answers folder, the accession and the study to find."""
+    folder = workdir(ctx, name)
+    clear_answers(folder)
+    return {"accession": str(ctx.need("accession", 5)), "workdir": str(folder),
+            "study_uid": str(ctx.need("study_instance_uid", 5))}  # fmt: skip

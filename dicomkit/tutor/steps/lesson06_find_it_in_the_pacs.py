@@ -10,24 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from dicomkit import ui
-from dicomkit.errors import DicomkitError
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import ok_mark, panel
 from dicomkit.tutor.watch_lab import (
-    clear_answers,
     dicom_answers,
     json_answers,
     mentions,
-    workdir,
+    rest_find,
+    study_task_values,
 )
 
 
 def _prepare(ctx: LabContext) -> Values:
-    folder = workdir(ctx, "lesson-6")
-    clear_answers(folder)
-    return {"accession": str(ctx.need("accession", 5)), "workdir": str(folder),
-            "study_uid": str(ctx.need("study_instance_uid", 5))}  # fmt: skip
+    return study_task_values(ctx, "lesson-6")
 
 
 def _show_me(ctx: LabContext, values: Values) -> None:
@@ -81,18 +77,7 @@ def find_study_cfind(ctx: LabContext) -> None:
 
 def rest_find_study(ctx: LabContext, accession: str) -> list[dict[str, Any]]:
     """Orthanc's REST API (the embedded PACS answers the same subset): POST /tools/find."""
-    import httpx
-
-    body = {"Level": "Study", "Query": {"AccessionNumber": accession}, "Expand": True}
-    try:
-        r = httpx.post(f"{ctx.endpoints.pacs_url}/tools/find", json=body, timeout=ctx.cfg.timeout)
-        r.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise DicomkitError(
-            f"the PACS REST API at {ctx.endpoints.pacs_url} failed: {exc}",
-            "check `dicomkit status` and `dicomkit logs pacs`",
-        ) from None
-    return list(r.json())
+    return rest_find(ctx, "Study", {"AccessionNumber": accession}, expand=True)
 
 
 @action("find_study_rest")

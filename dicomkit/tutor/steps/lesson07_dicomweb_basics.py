@@ -14,7 +14,7 @@ from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import ok_mark, panel, preview
 from dicomkit.tutor.steps.lesson04_acquire_an_image import make_from_worklist
-from dicomkit.tutor.watch_lab import clear_answers, json_answers, mentions, workdir
+from dicomkit.tutor.watch_lab import json_answers, mentions, study_task_values, workdir
 
 
 def _dicomweb_available(ctx: LabContext) -> bool:
@@ -147,10 +147,7 @@ def dicomweb_stow(ctx: LabContext) -> None:
 
 
 def _prepare(ctx: LabContext) -> Values:
-    folder = workdir(ctx, "lesson-7")
-    clear_answers(folder)
-    return {"accession": str(ctx.need("accession", 5)), "workdir": str(folder),
-            "study_uid": str(ctx.need("study_instance_uid", 5))}  # fmt: skip
+    return study_task_values(ctx, "lesson-7")
 
 
 def _show_me(ctx: LabContext, values: Values) -> None:
