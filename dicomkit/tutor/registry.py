@@ -38,7 +38,7 @@ TASKS: dict[str, Task] = {}
 # Placeholders a task's prepare() may add to the lab's {{values}} (the content test knows them).
 TASK_VALUES = (
     "accession", "workdir", "image", "patient_name", "today", "yesterday", "tutor_port",
-    "tutor_aet", "study_uid", "script", "j2k", "j2k_flag", "answers",
+    "tutor_aet", "study_uid", "script", "j2k", "j2k_flag", "answers", "birth_date",
 )  # fmt: skip
 
 

@@ -29,7 +29,8 @@ def _prepare(ctx: LabContext) -> Values:
     if not accession or ctx.progress.outcomes(2).get("accession") == accession:
         accession = ctx.progress.next_accession()
         ctx.record(task_accession=accession)
-    return {"accession": str(accession)}
+    # A synthetic birth date in the year the goal names (the content holds no literal date).
+    return {"accession": str(accession), "birth_date": f"{WANT['birth_year']}0101"}
 
 
 def _recorded(order: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def _show_me(ctx: LabContext, values: Values) -> None:
         "modality": WANT["modality"],
         "study_desc": STUDY_DESC,
         "sex": WANT["sex"],
-        "birth_date": f"{WANT['birth_year']}0101",
+        "birth_date": values["birth_date"],
         "station_aet": ctx.aet,
     }
     RisClient(ctx.endpoints.ris_url, timeout=ctx.cfg.timeout).create_order(body)
