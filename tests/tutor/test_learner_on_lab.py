@@ -28,8 +28,6 @@ from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
 
-SEEN: dict[str, dict[str, str]] = {}  # per engine, per task: what the tutor said it saw
-
 # What each broken lesson 8 script must say when run as the tutor hands it over (see 08-*.md).
 BROKEN = {
     "fix-called-ae": ("Called AE Title Not Recognized",),
@@ -102,7 +100,6 @@ def learn(lab: Lab, number: int) -> tuple[int, str, list[str]]:
                           encoding="utf-8", timeout=90, dimensions=(50, 120))  # fmt: skip
     done: list[str] = []
     asked = 0
-    seen = SEEN.setdefault(lab.engine, {})
     patterns = [r"Your answer", r"Your turn: (.+?) ─", r"Pick one or more", pexpect.EOF]
     while True:
         i = child.expect(patterns)
@@ -115,8 +112,6 @@ def learn(lab: Lab, number: int) -> tuple[int, str, list[str]]:
                 continue  # lesson 7 without DICOMweb: honest, not done
             do_task(lab, number, task)
             child.expect(r"The tutor saw")  # it noticed on its own: the learner typed nothing
-            child.expect(r"\.\r?\n")
-            seen[task] = " ".join(str(child.before).split())
             done.append(task)
         elif i == 2:
             child.sendline("3,4")
@@ -138,11 +133,6 @@ def test_a_learner_does_every_task_with_the_real_tools(lab: Lab) -> None:
         assert done == lesson.task_order
         tasks = progress(lab)["lessons"][str(number)]["outcomes"]["tasks"]
         assert set(tasks.values()) == {"done"}  # the learner did them, not the tutor
-    seen = SEEN[lab.engine]
-    assert "C-ECHO from calling AE" in seen["echo-tutor"], seen
-    if lab.engine == "native":  # Orthanc --verbose: the tutor also says what the PACS logged
-        assert "the PACS log shows a worklist C-FIND from" in seen["query-worklist"], seen
-        assert "refused ROGUE" in seen["fix-calling-ae"], seen
     seconds = time.monotonic() - t0
     print(f"\nlearner course on {lab.engine}: {seconds:.0f} s")
     listing = lab.cli("lessons", "--json").json()

@@ -11,7 +11,6 @@ from typing import Any
 
 from dicomkit import ui
 from dicomkit.tutor.context import LabContext
-from dicomkit.tutor.lab_log import describe_worklist_queries, mark
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import ok_mark
 from dicomkit.tutor.watch_lab import clear_answers, dicom_answers, json_answers, workdir
@@ -109,8 +108,7 @@ def worklist_rows(folder: Any) -> list[dict[str, str]]:
 def _prepare(ctx: LabContext) -> Values:
     folder = workdir(ctx, "lesson-3")
     clear_answers(folder)
-    return {"accession": str(ctx.need("accession", 2)), "workdir": str(folder), "today": today(),
-            "log_mark": mark(ctx)}  # fmt: skip
+    return {"accession": str(ctx.need("accession", 2)), "workdir": str(folder), "today": today()}
 
 
 def _show_me(ctx: LabContext, values: Values) -> None:
@@ -145,6 +143,5 @@ def query_worklist(ctx: LabContext, values: Values) -> Seen | None:
                     "ScheduledStationAETitle and the start date")  # fmt: skip
     if not mine:
         return Seen(False, f"{text}, but your order {accession} is not among them")
-    logged = describe_worklist_queries(ctx, values.get("log_mark", "0"))
     return Seen(True, f"{text}, all for station {ctx.aet} today, your order {accession} among "
-                f"them{logged}", {"learner_query_matches": len(rows)})  # fmt: skip
+                "them", {"learner_query_matches": len(rows)})  # fmt: skip
