@@ -229,8 +229,7 @@ class NativeEngine(ProcessLab):
         # DCMTK (inside Orthanc) leaves Nagle on unless TCP_NODELAY=1 is in its environment:
         # measured here, storescu -> Orthanc goes from ~100 ms to ~14 ms per small instance.
         env = {**os.environ, "TCP_NODELAY": "1"}
-        # --verbose: `dicomkit logs pacs` then shows each association, echo and query it served.
-        pid = process.spawn([binary, "--verbose", str(conf_path)], log, env=env)
+        pid = process.spawn([binary, str(conf_path)], log, env=env)
         state.services["pacs"] = ServiceState(
             "pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)
         )
