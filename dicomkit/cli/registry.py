@@ -31,4 +31,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hint": ("Tutor", "dicomkit.cli.tutor:hint"),
     "reset": ("Tutor", "dicomkit.cli.tutor:reset"),
     "verify": ("Tutor", "dicomkit.cli.tutor:verify"),
+    "watch": ("Tutor", "dicomkit.cli.tutor:watch"),
 }

@@ -51,6 +51,7 @@ _EXPECT = {
     "qido_finds_study": "QIDO-RS finds your study",
     "stow_instance_in_pacs": "the STOW-RS instance in the PACS",
     "j2k_in_pacs": "the JPEG 2000 study in the PACS",
+    "fixed_send_in_pacs": "the image your fixed send script sent, in the PACS",
 }
 
 
@@ -100,7 +101,7 @@ def order_in_ris(ctx: LabContext) -> CheckResult:
 def worklist_item_complete(ctx: LabContext) -> CheckResult:
     from dicomkit.dicom.scu import find_worklist_datasets
     from dicomkit.dicom.worklist import WorklistQuery
-    from dicomkit.tutor.actions import missing_type1
+    from dicomkit.tutor.steps.lesson02_place_an_order import missing_type1
 
     accession = ctx.need("accession", 2, own=True)
     expected = f"1 worklist item for {accession} with every Type 1 key (PS3.4 K.6-1)"
@@ -212,7 +213,7 @@ def study_found_by_accession(ctx: LabContext) -> CheckResult:
 
 @check("rest_finds_study")
 def rest_finds_study(ctx: LabContext) -> CheckResult:
-    from dicomkit.tutor.actions import rest_find_study
+    from dicomkit.tutor.steps.lesson06_find_it_in_the_pacs import rest_find_study
 
     accession = ctx.need("accession", 5, own=True)
     study = ctx.need("study_instance_uid", 5, own=True)
@@ -244,7 +245,7 @@ def qido_finds_study(ctx: LabContext) -> CheckResult:
     expected = "QIDO-RS finds your study by accession"
     if not ctx.endpoints.dicomweb:
         return _no_dicomweb(ctx, expected)
-    from dicomkit.tutor.actions import dicomweb_client
+    from dicomkit.tutor.steps.lesson07_dicomweb_basics import dicomweb_client
 
     accession = ctx.need("accession", 7, own=True)
     study = ctx.need("study_instance_uid", 5)
@@ -259,7 +260,7 @@ def stow_instance_in_pacs(ctx: LabContext) -> CheckResult:
     expected = "the instance uploaded with STOW-RS"
     if not ctx.endpoints.dicomweb:
         return _no_dicomweb(ctx, expected)
-    from dicomkit.tutor.actions import dicomweb_client
+    from dicomkit.tutor.steps.lesson07_dicomweb_basics import dicomweb_client
 
     sop = ctx.need("stow_sop_instance_uid", 7, own=True)
     study = ctx.need("stow_study_uid", 7, own=True)
@@ -281,3 +282,13 @@ def j2k_in_pacs(ctx: LabContext) -> CheckResult:
         "no such study" if n is None else f"the study, {n} image(s)",
         "rerun `dicomkit lesson 8`",
     )
+
+
+@check("fixed_send_in_pacs")
+def fixed_send_in_pacs(ctx: LabContext) -> CheckResult:
+    from dicomkit.tutor.watch_lab import sop_in_pacs
+
+    sop = str(ctx.need("l8_sop_instance_uid", 8, own=True))
+    found = sop_in_pacs(ctx, sop)
+    return CheckResult("", found, f"SOP Instance {sop} in the PACS",
+                       "stored" if found else "not in the PACS", "rerun `dicomkit lesson 8`")  # fmt: skip

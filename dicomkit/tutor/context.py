@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ class CheckResult:
         return {
             "name": self.name,
             "result": self.mark,
-            "ok": self.ok or self.skipped,
+            "ok": self.ok,
             "expected": self.expected,
             "seen": self.seen,
             "fix": self.fix,
@@ -55,6 +56,12 @@ class LabContext:
     lesson: int = 0
     screen: Screen | None = None
     scratch: dict[str, Any] = field(default_factory=dict)  # shared between a lesson's actions
+    cleanups: list[Callable[[], None]] = field(default_factory=list)  # run when the lesson ends
+
+    def close(self) -> None:
+        """Stop what the lesson started for itself (the tutor's own listeners)."""
+        while self.cleanups:
+            self.cleanups.pop()()
 
     @property
     def pacs(self) -> Peer:

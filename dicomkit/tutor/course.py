@@ -15,7 +15,8 @@ from dicomkit.errors import DicomkitError
 
 FORMAT_VERSION = 1
 ACTORS = ("ris", "worklist", "modality", "pacs")
-SEGMENT_KINDS = ("action", "question", "diagram", "recap")
+SEGMENT_KINDS = ("action", "task", "question", "diagram", "recap")
+HINT_LEVELS = 3  # a task's hints, one at a time: the goal, which tool, the exact command
 # Values a lesson's prose, prompts and answers may name as {{name}}; filled from the live lab.
 PLACEHOLDERS = (
     "host", "pacs_aet", "aet", "dicom_port", "mwl_port", "http_port", "ris_port",
@@ -38,6 +39,17 @@ class Question:
     accept: tuple[str, ...] = ()  # more accepted free-text answers
     explain: str = ""  # shown once answered right
     wrong: str = ""  # feedback for a wrong answer
+    why: tuple[str, ...] = ()  # per choice: why that choice is wrong ("" for the right one)
+
+
+@dataclass(frozen=True)
+class TaskText:
+    """A task's words: the goal (never the command) and its hints, from vague to exact."""
+
+    id: str
+    title: str
+    goal: str
+    hints: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,12 @@ class Lesson:
     hints: str
     questions: dict[str, Question]
     segments: tuple[Segment, ...] = ()
+    tasks: dict[str, TaskText] = field(default_factory=dict)
+
+    @property
+    def task_order(self) -> list[str]:
+        """The task ids in the order the Markdown runs them."""
+        return [s.value for s in self.segments if s.kind == "task"]
 
     @property
     def filename(self) -> str:
@@ -172,9 +190,16 @@ def _lesson(raw: dict[str, Any]) -> Lesson:
             accept=tuple(str(a) for a in q.get("accept", [])),
             explain=str(q.get("explain", "")).strip(),
             wrong=str(q.get("wrong", "")).strip(),
+            why=tuple(str(w).strip() for w in q.get("why", [])),
         )
         questions[question.id] = question
+    tasks = {}
+    for t in raw.get("tasks", []):
+        text = TaskText(str(t["id"]), str(t["title"]).strip(), str(t["goal"]).strip(),
+                        tuple(str(h).strip() for h in t["hints"]))  # fmt: skip
+        tasks[text.id] = text
     return Lesson(
+        tasks=tasks,
         number=int(raw["number"]),
         slug=str(raw["slug"]),
         title=str(raw["title"]),
@@ -198,10 +223,15 @@ def fill(text: str, values: dict[str, Any]) -> str:
 
 
 def problems(
-    course: Course, known_checks: Iterable[str], known_actions: Iterable[str]
+    course: Course,
+    known_checks: Iterable[str],
+    known_actions: Iterable[str],
+    known_tasks: Iterable[str] = (),
+    task_values: Iterable[str] = (),
 ) -> list[str]:
     """Everything wrong with the content, as messages (the content test asserts none)."""
-    checks, actions = set(known_checks), set(known_actions)
+    checks, actions, known = set(known_checks), set(known_actions), set(known_tasks)
+    placeholders = set(PLACEHOLDERS) | set(task_values)
     out: list[str] = []
     seen: dict[int, str] = {}
     slugs: set[str] = set()
@@ -256,6 +286,21 @@ def problems(
             for q in lesson.questions
             if q not in used_questions
         ]
+        used_tasks = lesson.task_order
+        if lesson.segments and not used_tasks:
+            out.append(f"{where}: has no task for the learner (a '::: task ID' step)")
+        out += [f"{where}: unknown task {t!r} (not in dicomkit/tutor/steps)"
+                for t in lesson.tasks if t not in known]  # fmt: skip
+        out += [f"{where}: the Markdown runs task {t!r} that lessons.toml does not define"
+                for t in used_tasks if t not in lesson.tasks]  # fmt: skip
+        out += [f"{where}: task {t!r} is defined but never run" for t in lesson.tasks
+                if t not in used_tasks]  # fmt: skip
+        for t in lesson.tasks.values():
+            if len(t.hints) != HINT_LEVELS or not all(t.hints):
+                out.append(f"{where}: task {t.id!r} needs {HINT_LEVELS} hints (goal, tool, "
+                           "command)")  # fmt: skip
+            if not t.goal or not t.title:
+                out.append(f"{where}: task {t.id!r}: empty title or goal")
         if lesson.segments and not used_questions:
             out.append(f"{where}: asks no question")
         if lesson.segments and not any(s.kind == "recap" for s in lesson.segments):
@@ -263,14 +308,20 @@ def problems(
         for q in lesson.questions.values():
             if q.choices and q.answer not in q.choices:
                 out.append(f"{where}: question {q.id!r}: answer is not one of its choices")
+            if q.choices and (
+                len(q.why) != len(q.choices)
+                or any(not w for c, w in zip(q.choices, q.why, strict=True) if c != q.answer)
+            ):
+                out.append(f"{where}: question {q.id!r}: every wrong choice needs its `why`")
             if not q.prompt or not q.answer:
                 out.append(f"{where}: question {q.id!r}: empty prompt or answer")
         texts = [lesson.hints] + [s.value for s in lesson.segments if s.kind == "text"]
         texts += [q.prompt + q.answer + q.explain + q.wrong + "".join(q.choices)
                   for q in lesson.questions.values()]  # fmt: skip
+        texts += [t.title + t.goal + "".join(t.hints) for t in lesson.tasks.values()]
         for text in texts:
             for name in _PLACEHOLDER.findall(text):
-                if name not in PLACEHOLDERS:
+                if name not in placeholders:
                     out.append(f"{where}: unknown placeholder {{{{{name}}}}}")
     numbers = [lesson.number for lesson in course.lessons]
     if numbers != sorted(numbers):

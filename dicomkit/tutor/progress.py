@@ -5,6 +5,7 @@ Commands never write the file themselves; every change goes through a method her
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import secrets
@@ -125,7 +126,17 @@ class Progress:
         return dict(json.loads(json.dumps(self._data)))
 
     # ---- changing (each method saves) --------------------------------------------------
+    def _refresh(self) -> None:
+        """Re-read the file before a change: `dicomkit hint` or `watch` in the learner's other
+        shell may have saved since this object was loaded, and a change must not undo theirs."""
+        if not self.path.is_file():
+            return  # nothing saved yet: this object's data (its learner prefix) is the truth
+        # A damaged file: keep what this process holds; save() rewrites the file whole.
+        with contextlib.suppress(StateError):
+            self._data = Progress.load(self.path.parent)._data
+
     def start(self, number: int) -> None:
+        self._refresh()
         entry = self._entry(number)
         entry.setdefault("status", "started")
         entry["started"] = _now()
@@ -133,6 +144,7 @@ class Progress:
         self.save()
 
     def record(self, number: int, **outcomes: Any) -> None:
+        self._refresh()
         entry = self._entry(number)
         entry.setdefault("status", "started")
         entry["outcomes"] = {**entry.get("outcomes", {}), **outcomes}
@@ -140,6 +152,7 @@ class Progress:
         self.save()
 
     def complete(self, number: int) -> None:
+        self._refresh()
         entry = self._entry(number)
         entry["status"] = "done"
         entry["completed"] = _now()
@@ -148,11 +161,13 @@ class Progress:
 
     def next_accession(self) -> str:
         """A new accession for this learner (SH: at most 16 characters), saved before use."""
+        self._refresh()
         self._data["orders_placed"] = int(self._data["orders_placed"]) + 1
         self.save()
         return f"DK{self.learner}-{self._data['orders_placed']}"
 
     def reset(self, number: int) -> bool:
+        self._refresh()
         removed = self._data["lessons"].pop(str(number), None) is not None
         self.save()
         return removed

@@ -23,6 +23,7 @@ ACTOR_ARROWS = {"ris": "writes item", "worklist": "C-FIND", "modality": "C-STORE
 class Screen(Protocol):
     interactive: bool  # a person answers the prompts
     colour: bool  # colours reach a terminal (thumbnails make sense)
+    commands: list[str]  # every command shown, in order (`lesson --json` reports them)
 
     def show(self, renderable: Any) -> None: ...
 
@@ -30,7 +31,11 @@ class Screen(Protocol):
 
     def equivalent(self, command: str, label: str = "Equivalent") -> None: ...
 
+    def command(self, command: str) -> None: ...
+
     def ask(self, prompt: str, default: str | None = None) -> str: ...
+
+    def poll_line(self, timeout: float) -> str | None: ...
 
 
 class RichScreen:
@@ -39,6 +44,7 @@ class RichScreen:
         self.interactive = not no_input and sys.stdin.isatty()
         # A grey-scale thumbnail needs at least the 256-colour palette's grey ramp.
         self.colour = ui.console.is_terminal and ui.console.color_system in ("256", "truecolor")
+        self.commands: list[str] = []
 
     def show(self, renderable: Any) -> None:
         ui.console.print(renderable)
@@ -46,10 +52,23 @@ class RichScreen:
     def markdown(self, text: str) -> None:
         from rich.markdown import Markdown
 
-        ui.console.print(Markdown(text))
+        # Fenced blocks are commands: printed whole so a paste works (the terminal soft-wraps).
+        for kind, part in split_commands(text):
+            if kind == "command":
+                self.command(part)
+            else:
+                ui.console.print(Markdown(part))
 
     def equivalent(self, command: str, label: str = "Equivalent") -> None:
-        ui.equivalent(command, label)
+        ui.console.print(f"[muted]{ui.escape(label)}:[/muted]")
+        self.command(command)
+
+    def command(self, command: str) -> None:
+        from rich.text import Text
+
+        self.commands.append(command)
+        # soft_wrap: never insert a newline into a command (a hard-wrapped curl fails when pasted).
+        ui.console.print(Text(command, style="cmd"), soft_wrap=True)
 
     def ask(self, prompt: str, default: str | None = None) -> str:
         if not self.interactive:
@@ -61,6 +80,48 @@ class RichScreen:
         if default is None:
             return Prompt.ask(f"[hint]?[/hint] {prompt}", console=ui.console)
         return Prompt.ask(f"[hint]?[/hint] {prompt}", console=ui.console, default=default)
+
+    def poll_line(self, timeout: float) -> str | None:
+        """A line the learner typed within ``timeout`` seconds, or None (never blocks longer)."""
+        import select
+        import time
+
+        if not self.interactive:
+            time.sleep(timeout)
+            return None
+        ready, _, _ = select.select([sys.stdin], [], [], timeout)
+        return sys.stdin.readline() if ready else None
+
+
+class QuietScreen:
+    """For `--json`: nothing reaches stdout but the JSON record; prompts take their defaults."""
+
+    interactive = False
+    colour = False
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def show(self, renderable: Any) -> None:
+        pass
+
+    def markdown(self, text: str) -> None:
+        self.commands += [part for kind, part in split_commands(text) if kind == "command"]
+
+    def equivalent(self, command: str, label: str = "Equivalent") -> None:
+        self.commands.append(command)
+
+    def command(self, command: str) -> None:
+        self.commands.append(command)
+
+    def ask(self, prompt: str, default: str | None = None) -> str:
+        return default or ""
+
+    def poll_line(self, timeout: float) -> str | None:
+        import time
+
+        time.sleep(timeout)
+        return None
 
 
 def workflow_diagram(current: str) -> Any:
@@ -83,3 +144,24 @@ def workflow_diagram(current: str) -> Any:
     from rich.console import Group
 
     return Group(line, marker)
+
+
+def split_commands(text: str) -> list[tuple[str, str]]:
+    """Markdown with fenced code blocks -> [("markdown", ...), ("command", one line), ...]."""
+    out: list[tuple[str, str]] = []
+    buf: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            if not fenced and "\n".join(buf).strip():
+                out.append(("markdown", "\n".join(buf)))
+            buf = []
+            fenced = not fenced
+        elif fenced:
+            if line.strip():
+                out.append(("command", line.strip()))
+        else:
+            buf.append(line)
+    if "\n".join(buf).strip():
+        out.append(("markdown", "\n".join(buf)))
+    return out

@@ -242,7 +242,7 @@ def test_lessons_use_synthetic_patients_only() -> None:
     placeholder), and no lesson text carries a real-looking birth date."""
     import re
 
-    from dicomkit.tutor.actions import SYNTHETIC_PATIENTS
+    from dicomkit.tutor.steps.lesson02_place_an_order import SYNTHETIC_PATIENTS
 
     root = Path(__file__).resolve().parents[2] / "lessons"
     allowed = set(SYNTHETIC_PATIENTS) | {"FAMILY^GIVEN", "DOE^JANE"}

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from dicomkit.tutor.actions import ACTIONS
 from dicomkit.tutor.checks import CHECKS
-from dicomkit.tutor.course import lessons_root, load_course, parse_segments, problems
+from dicomkit.tutor.course import lessons_root, load_course, parse_segments
+from dicomkit.tutor.course import problems as content_problems
+from dicomkit.tutor.registry import ACTIONS, TASK_VALUES, TASKS, load_all
+
+load_all()
+
+
+def problems(course, checks, actions):  # type: ignore[no-untyped-def]
+    return content_problems(course, checks, actions, TASKS, TASK_VALUES)
+
 
 SOURCE = Path(str(lessons_root()))
 
@@ -27,13 +35,15 @@ def test_every_check_and_action_is_used_by_some_lesson() -> None:
     used_actions = {a for lesson in course.lessons for a in lesson.actions}
     assert set(CHECKS) == used_checks
     assert set(ACTIONS) == used_actions
+    assert set(TASKS) == {t for lesson in course.lessons for t in lesson.tasks}
 
 
 def test_each_lesson_explains_runs_asks_checks_and_recaps() -> None:
     for lesson in load_course().lessons:
         kinds = [s.kind for s in lesson.segments]
         assert kinds[0] == "text", lesson.slug  # an explanation first
-        assert "action" in kinds and "question" in kinds and "recap" in kinds, lesson.slug
+        # Every lesson has a task the learner does in their own shell (the tutor watches).
+        assert "task" in kinds and "question" in kinds and "recap" in kinds, lesson.slug
         assert lesson.checks and lesson.hints.strip()
 
 
@@ -115,3 +125,29 @@ def test_markers_split_the_prose() -> None:
         ("text", "Intro"), ("action", "echo_pacs"), ("text", "More"), ("recap", ""),
         ("text", "Done"),
     ]  # fmt: skip
+
+
+def test_every_task_has_three_hints_ending_with_a_command_and_a_goal_without_it() -> None:
+    for lesson in load_course().lessons:
+        for task in lesson.tasks.values():
+            assert len(task.hints) == 3, task.id
+            command = task.hints[-1]
+            assert command.split()[0] in {"echoscu", "findscu", "storescu", "dicomkit", "curl"}
+            assert command not in task.goal, task.id  # stated as a goal, not as the command
+
+
+def test_a_task_without_hints_is_reported(course_copy: Path) -> None:
+    text = (course_copy / "lessons.toml").read_text()
+    start = text.index('id = "echo-tutor"')
+    hints = text.index("hints = [", start)
+    end = text.index("]", hints)
+    (course_copy / "lessons.toml").write_text(text[:hints] + "hints = [" + text[end:])
+    assert any("echo-tutor" in p and "3 hints" in p for p in _problems(course_copy))
+
+
+def test_a_lesson_without_a_task_is_reported(course_copy: Path) -> None:
+    md = course_copy / "05-send-to-the-pacs.md"
+    md.write_text(md.read_text().replace("::: task store-image\n", ""))
+    found = _problems(course_copy)
+    assert any("lesson 5" in p and "no task" in p for p in found)
+    assert any("store-image" in p and "never run" in p for p in found)
