@@ -3,6 +3,7 @@ files a URL names, and what of them to send (instances, metadata, bulk data, fra
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from dicomkit.pacs.httperror import HttpError
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 
     from dicomkit.pacs.qido import Cache
     from dicomkit.pacs.storage import Storage
+
+log = logging.getLogger(__name__)
 
 # PS3.18 Table 8.7.3-2 (single-frame media types): a compressed frame's media type.
 FRAME_MEDIA_TYPES = {
@@ -49,6 +52,40 @@ def files(cache: Cache, study: str, series: str | None = None,
                 "IMAGE": f"instance {sop} in series {series} of study {study}"}[level]  # fmt: skip
         raise HttpError(404, f"no {what}")
     return cache.index.files_under(level, [res.id for res, _flat, _values in found])
+
+
+def target(stored: str, wanted: set[str]) -> str:
+    """The uncompressed syntax to convert an instance stored in ``stored`` into, among those
+    the client named; 406 naming what is possible when there is none."""
+    from dicomkit.pacs.transcode import UNCOMPRESSED
+
+    for ts in UNCOMPRESSED:
+        if ts in wanted:
+            return ts
+    raise HttpError(
+        406, f"stored as {stored}; ask with transfer-syntax=* (as stored) or "
+        f"{' or '.join(UNCOMPRESSED)} (converted)",
+    )  # fmt: skip
+
+
+def converted(storage: Storage, path: str, ts: str) -> bytes:
+    """A stored instance decoded (or byte-swapped) into the uncompressed syntax ``ts``."""
+    from io import BytesIO
+
+    from dicomkit.pacs.transcode import CannotTranscode, transcode
+
+    ds = read(storage, path)
+    try:
+        what = transcode(ds, ts)
+    except CannotTranscode as exc:
+        raise HttpError(406, str(exc)) from None
+    except Exception as exc:  # a codec that cannot decode this pixel data
+        log.warning("WADO-RS: cannot convert %s: %s", path, exc)
+        raise HttpError(406, f"the stored pixel data cannot be decoded here ({exc})") from None
+    log.info("WADO-RS: %s %s", ds.SOPInstanceUID, what)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def read(storage: Storage, path: str) -> Dataset:

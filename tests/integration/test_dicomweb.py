@@ -241,3 +241,28 @@ def test_a_data_set_written_without_preamble_is_stored(client: Any) -> None:
     assert answer.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
     got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     assert got.preamble == b"\0" * 128
+
+
+def test_retrieve_converts_into_an_uncompressed_syntax_the_client_names(client: Any) -> None:
+    """PS3.18 8.7.3.5.2: a JPEG 2000 instance asked for as Explicit VR Little Endian comes
+    back decoded (pixel values equal to pydicom's decoding of the stored file)."""
+    import numpy as np
+
+    study, series, sop = uids("JPEG2000.dcm")
+    explicit = "1.2.840.10008.1.2.1"
+    got = client.retrieve_instance(
+        study, series, sop, media_types=(("application/dicom", explicit),)
+    )
+    assert got.file_meta.TransferSyntaxUID == explicit
+    assert got.SOPInstanceUID == sop
+    assert np.array_equal(got.pixel_array, dcmread(testdata("JPEG2000.dcm")).pixel_array)
+
+
+def test_retrieve_in_a_syntax_it_cannot_make_is_406(pacs: Any) -> None:
+    import httpx
+
+    study, series, sop = uids("JPEG2000.dcm")
+    url = f"http://127.0.0.1:{pacs.cfg.http_port}/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+    r = httpx.get(url, headers={"Accept": accept})
+    assert r.status_code == 406 and "transfer-syntax=*" in r.json()["error"]
