@@ -727,7 +727,15 @@ def _probe(cfg: LabConfig, service: str) -> bool:
     import httpx
 
     if service == "mpps":
-        return process.port_answers(cfg.host, cfg.mpps_port)
+        # A C-ECHO, not a bare connect: pynetdicom keeps an association slot for a silent
+        # connection until its timeout.
+        from dicomkit.dicom.net import Peer, echo
+        from dicomkit.errors import DicomkitError
+
+        try:
+            return echo(Peer(cfg.host, cfg.mpps_port, cfg.mpps_aet), cfg.aet, timeout=2.0).ok
+        except DicomkitError:
+            return False
     url = (
         f"http://{cfg.host}:{cfg.http_port}/system"
         if service == "orthanc"
