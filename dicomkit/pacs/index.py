@@ -467,10 +467,10 @@ def _record_of(parsed: Parsed, transfer_syntax: str) -> InstanceRecord:
     enc = parsed.enc
     encodings: list[str] | None = None
     found = []
-    for e in parsed.elements:
-        if e.tag > LAST_MAIN_TAG:
-            break
-        if e.tag == _CHARSET or e.tag in wanted:
+    by_tag = {e.tag: e for e in parsed.elements}  # the ~30 wanted of a few hundred
+    for tag in (_CHARSET, *wanted):
+        e = by_tag.get(tag)
+        if e is not None:
             vr = "CS" if e.tag == _CHARSET else wanted[e.tag][1]
             if (enc.explicit and e.vr != vr) or e.items is not None:
                 raise _NotSimple(f"{e.vr or 'implicit'} for {vr}")
