@@ -83,7 +83,10 @@ def run_store(
             progress_ctx.stop()
         jr.close()
     skipped_resume = len(files) - len(report.results) - len(report.skipped)
-    refused = report.skipped
+    # Files that are no instance to store (left out for good), apart from those that can be
+    # fixed and sent again with --resume (cut short, unreadable, refused by the peer).
+    not_instances = ("not a DICOM file", "not a storage SOP class", "a DICOMDIR")
+    refused = [r for r in report.skipped if r.error.startswith(not_instances)]
     if json:
         ui.print_json({**report.to_dict(), "already_stored": skipped_resume})
     else:
@@ -111,8 +114,8 @@ def run_store(
                     f"  {ui.escape(r.path)}: {ui.escape(r.error or r.status_name)}"
                 )
             if refused:
-                ui.err_console.print("[hint]Files that are not whole DICOM, or not of a storage "
-                                     "SOP class, are not sent: leave them out.[/hint]")  # fmt: skip
+                ui.err_console.print("[hint]Files that are not DICOM, or not of a storage SOP "
+                                     "class, are not sent: leave them out.[/hint]")  # fmt: skip
             if len(report.failed) > len(refused):
                 ui.err_console.print(
                     "[hint]Fix the cause, then re-run with --resume to send only these.[/hint]"
