@@ -320,7 +320,7 @@ def test_path_like_uids_are_stored_by_hash_inside_the_storage(
     new = files_under(pacs.home.parent) - before
     for path in new:
         assert path.is_relative_to(pacs.storage_dir), path
-        assert path.name.startswith("index.sqlite3") or re.fullmatch(
+        assert path.name.startswith(("index.sqlite3", "mpps.sqlite3")) or re.fullmatch(
             r"[0-9a-f]{64}\.dcm", path.name
         )
     assert not list(Path("/tmp").glob("dkrobust*"))
@@ -387,7 +387,7 @@ def test_after_all_of_it_memory_bounded_and_nothing_outside(pacs: Pacs) -> None:
         if path.name.startswith("ris.sqlite3"):
             continue
         assert path.is_relative_to(pacs.storage_dir), f"written outside the storage: {path}"
-        assert path.name.startswith("index.sqlite3") or re.fullmatch(
+        assert path.name.startswith(("index.sqlite3", "mpps.sqlite3")) or re.fullmatch(
             r"[0-9a-f]{64}\.dcm", path.name
         ), path
     # pynetdicom logs hostile PDUs with tracebacks; our own code must not have failed.

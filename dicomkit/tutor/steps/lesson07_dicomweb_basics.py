@@ -4,6 +4,7 @@ the same endpoints Orthanc's DICOMweb plugin serves; the learner searches with c
 from __future__ import annotations
 
 import hashlib
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,23 @@ def dicomweb_stow(ctx: LabContext) -> None:
             rows,
         )
     )
+    # The same upload for curl: the instance as one part of a multipart/related body
+    # (PS3.18 10.5.1), written where the printed command finds it.
+    from io import BytesIO
+
+    part = BytesIO()
+    ds.save_as(part, enforce_file_format=True)
+    body = workdir(ctx, "lesson-7") / "stow-body.mime"
+    boundary = "DICOMKIT-STOW-BOUNDARY"
+    body.write_bytes(
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + part.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     ctx.out.equivalent(
         f'curl -sS -X POST -H \'Content-Type: multipart/related; type="application/dicom"; '
-        f"boundary=XX' --data-binary @body.mime {ctx.endpoints.dicomweb_url}/studies"
+        f"boundary={boundary}' --data-binary @{shlex.quote(str(body))} "
+        f"{ctx.endpoints.dicomweb_url}/studies"
     )
     if not ok:
         raise DicomkitError("the STOW-RS upload was not stored", "see `dicomkit logs pacs`")
