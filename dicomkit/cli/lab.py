@@ -78,23 +78,23 @@ def print_endpoints(state: object) -> None:
             ep.pacs_url,
             "Orthanc Explorer at /app/explorer.html"
             if state.engine != "embedded"
-            else f"studies, series, previews and links: {ep.pacs_url}/",
+            else "a page of studies with previews at /",
         ],
         ["RIS API", ep.ris_url, "OpenAPI docs at /docs"],
         [
             "RIS HL7 (MLLP)",
             f"{ep.host}:{ep.hl7_port}",
-            "ORM^O01, OMI^O23, ADT^A08: dicomkit hl7 send",
+            "ORM, OMI, ADT: dicomkit hl7 send",
         ],
         [
             "Retrieve / commitment",
             f"{ep.host}:{ep.retrieve_port}",
-            f"AE title {ep.aet}, ours while `dicomkit retrieve|commit` run",
+            f"AE title {ep.aet} while retrieve/commit run",
         ],
         [
             "MPPS SCP",
             f"{ep.host}:{ep.mpps_port}",
-            f"AE title {ep.mpps_aet}: dicomkit mpps start|complete|discontinue",
+            f"AE title {ep.mpps_aet}: dicomkit mpps",
         ],
     ]
     if ep.dicomweb:
