@@ -75,7 +75,11 @@ def equivalent(command: str, label: str = "Equivalent") -> None:
     """Show the DCMTK / curl command that does the same thing (and whether it would run)."""
     from dicomkit.dicom.tools import shadowing_warning
 
-    __getattr__("console").print(f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]")
+    # Whole, on one line (the terminal may soft-wrap it): a command broken by hard newlines
+    # fails when pasted.
+    __getattr__("console").print(
+        f"[muted]{label}:[/muted] [cmd]{escape(command)}[/cmd]", soft_wrap=True
+    )
     warning = shadowing_warning(command)
     if warning:
         __getattr__("err_console").print(f"[warn]{escape(warning)}[/warn]")
