@@ -16,19 +16,32 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     itself survives a power cut.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    tmp = stage_bytes(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def stage_bytes(path: Path, data: bytes, mode: int = 0o644) -> str:
+    """``data`` written and fsynced to a hidden ``.*.tmp`` file beside ``path``: what
+    ``os.replace`` then publishes at once (``atomic_write_bytes``, or a caller that must
+    rename under its own lock)."""
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

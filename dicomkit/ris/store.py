@@ -13,14 +13,13 @@ import json
 import logging
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dicomkit.dicom import worklist
-from dicomkit.fsutil import atomic_write_bytes, fsync_dir
+from dicomkit.fsutil import atomic_write_bytes, fsync_dir, stage_bytes
 from dicomkit.ris.models import OrderIn, OrderOut
 
 log = logging.getLogger(__name__)
@@ -46,23 +45,6 @@ CREATE TABLE IF NOT EXISTS orders (
     data TEXT NOT NULL
 );
 """
-
-
-def _stage(path: Path, data: bytes) -> str:
-    """``data`` written and fsynced to a hidden ``.*.tmp`` file beside ``path`` (which
-    ``recover`` removes after a crash); ``os.replace`` it onto ``path`` to publish it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
 
 
 class OrderStore:
@@ -134,7 +116,7 @@ class OrderStore:
         # process; BEGIN IMMEDIATE guards across processes.
         data = worklist.encode(worklist.build_item(out))
         path = worklist.item_path(self.worklist_dir, item_id)
-        tmp = _stage(path, data)
+        tmp = stage_bytes(path, data)
         try:
             with self._lock, self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
