@@ -296,7 +296,8 @@ def _lab_config(home: Path) -> Any:
 def orthanc(home: Path, worklists: Path | None = None, dicomweb: bool = False) -> Iterator[Server]:
     """Orthanc with the lab's own configuration (SyncStorageArea: durable), fresh storage;
     its DICOMweb plugin only when asked for."""
-    from dicomkit.engines.native import orthanc_config, orthanc_plugins
+    from dicomkit.engines.native import orthanc_plugins
+    from dicomkit.engines.orthanc_config import orthanc_config
 
     cfg = _lab_config(home)
     conf = orthanc_config(cfg, orthanc_plugins(ORTHANC))

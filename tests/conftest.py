@@ -55,7 +55,7 @@ class Lab:
     @property
     def endpoints(self) -> Any:
         """What the running lab reports (native Orthanc serves the worklist on its DICOM port)."""
-        from dicomkit.engines.base import read_state
+        from dicomkit.engines.state import read_state
 
         state = read_state(self.cfg)
         assert state is not None, "the lab is not up"
@@ -105,7 +105,7 @@ def _env_for(cfg: LabConfig) -> dict[str, str]:
 
 
 def engine_available(name: str) -> tuple[bool, str]:
-    from dicomkit.engines.base import get_engine
+    from dicomkit.engines.choice import get_engine
     from dicomkit.errors import EngineError
 
     try:

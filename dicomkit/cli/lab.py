@@ -22,13 +22,14 @@ EngineOpt = Annotated[
 def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
     """Start the lab: a PACS (Orthanc or the embedded one), its worklist, and the RIS API."""
     from dicomkit import ui
-    from dicomkit.engines.base import describe, read_state, start_lab
+    from dicomkit.engines.choice import start_lab
+    from dicomkit.engines.state import describe, read_state
 
     set_json(json)
     cfg = CTX.config(engine=engine)
     running = read_state(cfg)
     if running is not None:
-        from dicomkit.engines.base import get_engine
+        from dicomkit.engines.choice import get_engine
 
         current = get_engine(running.engine)
         statuses = current.status(cfg, running)
@@ -53,7 +54,7 @@ def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
             )
 
     state, why = start_lab(cfg, say, chose)
-    from dicomkit.engines.base import write_state
+    from dicomkit.engines.state import write_state
 
     write_state(cfg, state)
     if json:
@@ -66,7 +67,7 @@ def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
 
 def print_endpoints(state: object) -> None:
     from dicomkit import ui
-    from dicomkit.engines.base import LabState
+    from dicomkit.engines.state import LabState
 
     assert isinstance(state, LabState)
     ep = state.endpoints
@@ -112,7 +113,8 @@ def down(
 ) -> None:
     """Stop the lab (and with --volumes, delete its data)."""
     from dicomkit import ui
-    from dicomkit.engines.base import clear_state, get_engine, read_state
+    from dicomkit.engines.choice import get_engine
+    from dicomkit.engines.state import clear_state, read_state
 
     set_json(json)
     cfg = CTX.config(engine=engine)
@@ -149,7 +151,8 @@ def down(
 def status(json: JsonOpt = False) -> None:
     """Show the lab's engine, services, ports and health (exit 4 when it is not up)."""
     from dicomkit import ui
-    from dicomkit.engines.base import describe, get_engine, read_state
+    from dicomkit.engines.choice import get_engine
+    from dicomkit.engines.state import describe, read_state
 
     set_json(json)
     cfg = CTX.config()
@@ -198,7 +201,8 @@ def logs(
     import json as jsonlib
     import sys
 
-    from dicomkit.engines.base import get_engine, read_state
+    from dicomkit.engines.choice import get_engine
+    from dicomkit.engines.state import read_state
     from dicomkit.errors import UsageError
 
     set_json(json)

@@ -144,7 +144,7 @@ def _read_file(path: Path) -> Dataset:
 
 def _fetch(accession: str, timeout: float | None) -> Dataset:
     from dicomkit.dicom.webclient import fetch_by_accession
-    from dicomkit.engines.base import read_state
+    from dicomkit.engines.state import read_state
 
     cfg = CTX.config(timeout=timeout)
     state = read_state(cfg)

@@ -27,15 +27,8 @@ import yaml
 
 from dicomkit.config import LabConfig
 from dicomkit.engines import process
-from dicomkit.engines.base import (
-    LabState,
-    Reporter,
-    ServiceState,
-    ServiceStatus,
-    clear_state,
-    now_iso,
-    write_state,
-)
+from dicomkit.engines.protocol import Reporter, ServiceStatus
+from dicomkit.engines.state import LabState, ServiceState, clear_state, now_iso, write_state
 from dicomkit.errors import ConfigError, EngineError, PortInUse
 
 log = logging.getLogger(__name__)

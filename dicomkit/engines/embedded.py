@@ -10,19 +10,10 @@ from typing import Any
 
 from dicomkit.config import LabConfig
 from dicomkit.engines import process
-from dicomkit.engines.base import (
-    LabState,
-    Reporter,
-    ServiceState,
-    now_iso,
-)
-from dicomkit.engines.native import (
-    ProcessLab,
-    _http_ok,
-    orthanc_config,
-    record,
-    wait_ready,
-)
+from dicomkit.engines.orthanc_config import orthanc_config
+from dicomkit.engines.process_lab import ProcessLab, http_ok, record, wait_ready
+from dicomkit.engines.protocol import Reporter
+from dicomkit.engines.state import LabState, ServiceState, now_iso
 from dicomkit.fsutil import atomic_write_text
 
 MODULE = "dicomkit.pacs"
@@ -89,7 +80,7 @@ class EmbeddedEngine(ProcessLab):
             lambda: (
                 process.port_answers(cfg.host, cfg.dicom_port)
                 and process.port_answers(cfg.host, cfg.mwl_port)
-                and _http_ok(f"http://{cfg.host}:{cfg.http_port}/status")
+                and http_ok(f"http://{cfg.host}:{cfg.http_port}/status")
             ),
             f"the embedded PACS (DICOM {cfg.dicom_port}, worklist {cfg.mwl_port}, "
             f"HTTP {cfg.http_port})",

@@ -17,8 +17,8 @@ MAX_TRIES = 3  # wrong answers before the tutor shows the right one and moves on
 
 def lab_context(cfg: LabConfig, progress: Progress, lesson: int = 0) -> LabContext:
     """The running lab, or LabNotRunning that says how to start one."""
-    from dicomkit.engines.base import read_state
     from dicomkit.engines.process import port_answers
+    from dicomkit.engines.state import read_state
 
     state = read_state(cfg)
     if state is None:
@@ -85,7 +85,7 @@ def hint(cfg: LabConfig, number: int | None) -> dict[str, Any]:
     if number is None:
         number = _working_on(progress, [x.number for x in course.lessons])
     lesson = course.get(number)
-    from dicomkit.engines.base import read_state
+    from dicomkit.engines.state import read_state
 
     state = read_state(cfg)
     ep = state.endpoints if state is not None else cfg.endpoints()

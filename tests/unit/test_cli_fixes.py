@@ -68,7 +68,7 @@ def test_logs_of_an_unknown_service_is_bad_input(tmp_path: Path) -> None:
 
 def test_logs_json_is_one_object_a_line(tmp_path: Path) -> None:
     from dicomkit.config import LabConfig
-    from dicomkit.engines.base import LabState, ServiceState, write_state
+    from dicomkit.engines.state import LabState, ServiceState, write_state
 
     cfg = LabConfig(home=tmp_path)
     log = tmp_path / "ris.log"
@@ -206,7 +206,7 @@ def test_lab_table_keeps_every_address_whole_at_80_columns(
     from dicomkit import ui
     from dicomkit.cli.lab import print_endpoints
     from dicomkit.config import LabConfig
-    from dicomkit.engines.base import LabState
+    from dicomkit.engines.state import LabState
 
     ep = LabConfig(home=tmp_path, ris_port=15000, http_port=18042).endpoints(dicomweb=True)
     buf = io.StringIO()

@@ -34,7 +34,7 @@ def test_state_carries_the_port_and_old_states_get_the_default(tmp_path: Path) -
 
 def test_both_engines_register_our_ae_at_the_retrieve_port(tmp_path: Path) -> None:
     from dicomkit.engines.embedded import server_config
-    from dicomkit.engines.native import orthanc_config
+    from dicomkit.engines.orthanc_config import orthanc_config
     from dicomkit.pacs.settings import ServerConfig
 
     cfg = LabConfig(home=tmp_path, aet="MYWS", retrieve_port=23456)

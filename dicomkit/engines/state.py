@@ -1,0 +1,100 @@
+"""The lab's state file: which engine runs the lab, its endpoints and its services, rewritten
+whole and atomically; and the lab as `up` and `status` describe it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicomkit.config import Endpoints, LabConfig
+from dicomkit.errors import StateError
+from dicomkit.fsutil import atomic_write_text
+
+STATE_VERSION = 1
+
+
+@dataclass
+class ServiceState:
+    name: str
+    pid: int = 0
+    log: str = ""
+    container: str = ""
+    cmd_marker: str = ""  # a string its command line contains, to recognise our PID
+
+
+@dataclass
+class LabState:
+    engine: str
+    endpoints: Endpoints
+    services: dict[str, ServiceState] = field(default_factory=dict)
+    started: str = ""
+    version: int = STATE_VERSION
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> LabState:
+        try:
+            d = json.loads(text)
+            if d.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {d.get('version')!r}")
+            return cls(
+                engine=str(d["engine"]),
+                endpoints=Endpoints(**d["endpoints"]),
+                services={k: ServiceState(**v) for k, v in d.get("services", {}).items()},
+                started=str(d.get("started", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(
+                f"the lab state file {path} is unreadable ({exc})",
+                f"stop any lab processes by hand if needed, then delete {path}",
+            ) from None
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_state(cfg: LabConfig) -> LabState | None:
+    try:
+        text = cfg.state_file.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read {cfg.state_file}: {exc}", "check its permissions") from None
+    return LabState.from_json(text, cfg.state_file)
+
+
+def write_state(cfg: LabConfig, state: LabState) -> None:
+    cfg.lab_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.state_file, state.to_json())
+
+
+def clear_state(cfg: LabConfig) -> None:
+    cfg.state_file.unlink(missing_ok=True)
+
+
+def describe(state: LabState) -> dict[str, Any]:
+    ep = state.endpoints
+    return {
+        "engine": state.engine,
+        "started": state.started,
+        "pacs": {"aet": ep.pacs_aet, "dicom": f"{ep.host}:{ep.dicom_port}", "http": ep.pacs_url},
+        "worklist": f"{ep.host}:{ep.mwl_port}",
+        "ris": ep.ris_url,
+        "hl7": f"{ep.host}:{ep.hl7_port}",
+        "mpps": {"aet": ep.mpps_aet, "dicom": f"{ep.host}:{ep.mpps_port}"},
+        "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
+        # Our AE while `dicomkit retrieve` / `commit` run: the C-MOVE destination and where a
+        # storage commitment report arrives on a new association (the PACS knows it so).
+        "retrieve": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+        "storage_commitment": {
+            "scp": {"aet": ep.pacs_aet, "dicom": f"{ep.host}:{ep.dicom_port}"},
+            "requestor": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+        },
+    }
