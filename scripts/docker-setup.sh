@@ -121,7 +121,9 @@ DICOMKIT_RIS_BASE_IMAGE="$PYTHON_IMAGE" DICOMKIT_WHEELHOUSE="$wheels" $PY - "$RI
 import sys
 
 from dicomkit.config import LabConfig
-from dicomkit.engines.docker import build_ris_image, connect, load_compose
+from dicomkit.engines.compose import load_compose
+from dicomkit.engines.docker_client import connect
+from dicomkit.engines.docker_images import build_ris_image
 
 ris = load_compose(LabConfig(ris_image=sys.argv[1])).services["ris"]
 build_ris_image(connect(), ris.image, ris.build, lambda m: print("   ", m))

@@ -36,7 +36,8 @@ SETUP = "run scripts/docker-setup.sh (it starts dockerd and builds the stand-in 
 
 def _docker_ready() -> str:
     """Empty when the docker tests can run, else why not."""
-    from dicomkit.engines.docker import DockerEngine, connect
+    from dicomkit.engines.docker import DockerEngine
+    from dicomkit.engines.docker_client import connect
 
     ok, why = DockerEngine().available()
     if not ok:
@@ -96,7 +97,7 @@ def new_lab(home: Path) -> DockerLab:
 
 
 def client() -> Any:
-    from dicomkit.engines.docker import connect
+    from dicomkit.engines.docker_client import connect
 
     return connect()
 
@@ -264,7 +265,7 @@ def test_logs_of_each_service(lab: DockerLab) -> None:
 
 def test_compose_file_round_trip(lab: DockerLab) -> None:
     """Every service, port, volume and healthcheck in the YAML is on the created containers."""
-    from dicomkit.engines.docker import load_compose
+    from dicomkit.engines.compose import load_compose
 
     cfg = LabConfig(
         home=lab.home,
@@ -447,7 +448,7 @@ def test_permission_denied_names_the_docker_group(tmp_path: Path) -> None:
 
 
 def test_compose_file_defaults_are_the_classic_lab(tmp_path: Path) -> None:
-    from dicomkit.engines.docker import load_compose
+    from dicomkit.engines.compose import load_compose
 
     project = load_compose(LabConfig(home=tmp_path), env={})
     assert project.name == "dicomkit"
@@ -486,7 +487,7 @@ def test_compose_file_defaults_are_the_classic_lab(tmp_path: Path) -> None:
 
 
 def test_compose_file_follows_the_config(tmp_path: Path) -> None:
-    from dicomkit.engines.docker import load_compose
+    from dicomkit.engines.compose import load_compose
 
     cfg = LabConfig(home=tmp_path, dicom_port=free_port(), mwl_port=free_port(), http_port=free_port(),
                     ris_port=free_port(), hl7_port=free_port(), aet="MODALITY1", pacs_aet="PACS1",
@@ -507,7 +508,7 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
 
 
 def test_interpolation_and_durations() -> None:
-    from dicomkit.engines.docker import interpolate, parse_duration, parse_port
+    from dicomkit.engines.compose import interpolate, parse_duration, parse_port
     from dicomkit.errors import ConfigError
 
     v = {"A": "1", "E": ""}
@@ -523,7 +524,7 @@ def test_interpolation_and_durations() -> None:
 
 
 def test_bad_project_name_is_refused(tmp_path: Path) -> None:
-    from dicomkit.engines.docker import project_name
+    from dicomkit.engines.compose import project_name
     from dicomkit.errors import ConfigError
 
     assert project_name({"DICOMKIT_PROJECT": "lab-2"}) == "lab-2"
@@ -543,7 +544,7 @@ def _compose_cli() -> list[str] | None:
 
 def test_docker_compose_recognises_the_lab(lab: DockerLab, tmp_path: Path) -> None:
     """`docker compose -p PROJECT ps` lists what `dicomkit up` created through the SDK."""
-    from dicomkit.engines.docker import _compose_file
+    from dicomkit.engines.compose import _compose_file
 
     cli = _compose_cli()
     if cli is None:
