@@ -52,6 +52,7 @@ _EXPECT = {
     "stow_instance_in_pacs": "the STOW-RS instance in the PACS",
     "j2k_in_pacs": "the JPEG 2000 study in the PACS",
     "fixed_send_in_pacs": "the image your fixed send script sent, in the PACS",
+    "hl7_order_in_worklist": "the order your ORM^O01 placed, in the RIS and the worklist",
 }
 
 
@@ -292,3 +293,24 @@ def fixed_send_in_pacs(ctx: LabContext) -> CheckResult:
     found = sop_in_pacs(ctx, sop)
     return CheckResult("", found, f"SOP Instance {sop} in the PACS",
                        "stored" if found else "not in the PACS", "rerun `dicomkit lesson 8`")  # fmt: skip
+
+
+@check("hl7_order_in_worklist")
+def hl7_order_in_worklist(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.scu import find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+    from dicomkit.errors import RisError
+    from dicomkit.ris.client import RisClient
+
+    accession = ctx.need("hl7_accession", 9, own=True)
+    expected = f"order {accession} in the RIS and 1 worklist item for it"
+    try:
+        RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
+    except RisError as exc:
+        if exc.status == 404:
+            return CheckResult("", False, expected, "404: no such order",
+                               "rerun `dicomkit lesson 9`")  # fmt: skip
+        raise
+    rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
+    return CheckResult("", len(rows) == 1, expected, f"the order, {len(rows)} worklist item(s)",
+                       "rerun `dicomkit lesson 9`")  # fmt: skip

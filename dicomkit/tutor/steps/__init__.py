@@ -9,4 +9,5 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson06_find_it_in_the_pacs,
     lesson07_dicomweb_basics,
     lesson08_troubleshooting,
+    lesson09_orders_arrive_as_hl7,
 )
