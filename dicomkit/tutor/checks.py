@@ -53,6 +53,7 @@ _EXPECT = {
     "j2k_in_pacs": "the JPEG 2000 study in the PACS",
     "fixed_send_in_pacs": "the image your fixed send script sent, in the PACS",
     "hl7_order_in_worklist": "the order your ORM^O01 placed, in the RIS and the worklist",
+    "mpps_step_completed": "the order COMPLETED in the RIS and gone from the worklist",
 }
 
 
@@ -314,3 +315,25 @@ def hl7_order_in_worklist(ctx: LabContext) -> CheckResult:
     rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
     return CheckResult("", len(rows) == 1, expected, f"the order, {len(rows)} worklist item(s)",
                        "rerun `dicomkit lesson 9`")  # fmt: skip
+
+
+@check("mpps_step_completed")
+def mpps_step_completed(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.scu import find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+    from dicomkit.errors import RisError
+    from dicomkit.ris.client import RisClient
+
+    accession = ctx.need("mpps_accession", 10, own=True)
+    expected = f"order {accession} COMPLETED (PS3.4 F.7.2.2) and 0 worklist items for it"
+    try:
+        order = RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
+    except RisError as exc:
+        if exc.status == 404:
+            return CheckResult("", False, expected, "404: no such order",
+                               "rerun `dicomkit lesson 10`")  # fmt: skip
+        raise
+    rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
+    status = order.get("status", "")
+    return CheckResult("", status == "COMPLETED" and not rows, expected,
+                       f"{status}, {len(rows)} worklist item(s)", "rerun `dicomkit lesson 10`")  # fmt: skip

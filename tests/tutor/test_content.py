@@ -26,7 +26,7 @@ SOURCE = Path(str(lessons_root()))
 def test_shipped_course_has_no_problems() -> None:
     course = load_course()
     assert problems(course, CHECKS, ACTIONS) == []
-    assert [lesson.number for lesson in course.lessons] == list(range(1, 10))
+    assert [lesson.number for lesson in course.lessons] == list(range(1, 11))
 
 
 def test_every_check_and_action_is_used_by_some_lesson() -> None:
