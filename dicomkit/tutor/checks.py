@@ -54,6 +54,7 @@ _EXPECT = {
     "fixed_send_in_pacs": "the image your fixed send script sent, in the PACS",
     "hl7_order_in_worklist": "the order your ORM^O01 placed, in the RIS and the worklist",
     "mpps_step_completed": "the order COMPLETED in the RIS and gone from the worklist",
+    "moved_study_on_disk": "an instance of the study your fixed C-MOVE retrieved",
 }
 
 
@@ -337,3 +338,17 @@ def mpps_step_completed(ctx: LabContext) -> CheckResult:
     status = order.get("status", "")
     return CheckResult("", status == "COMPLETED" and not rows, expected,
                        f"{status}, {len(rows)} worklist item(s)", "rerun `dicomkit lesson 10`")  # fmt: skip
+
+
+@check("moved_study_on_disk")
+def moved_study_on_disk(ctx: LabContext) -> CheckResult:
+    from pydicom import dcmread
+
+    path = Path(ctx.need("moved_file", 11, own=True))
+    study = str(ctx.need("moved_study_uid", 11, own=True))
+    expected = f"{path} holding an instance of study {study}"
+    if not path.is_file():
+        return CheckResult("", False, expected, "no such file", "rerun `dicomkit lesson 11`")
+    seen = str(dcmread(path, stop_before_pixels=True).get("StudyInstanceUID", ""))
+    return CheckResult("", seen == study, expected, f"StudyInstanceUID={seen}",
+                       "rerun `dicomkit lesson 11`")  # fmt: skip

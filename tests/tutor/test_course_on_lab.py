@@ -16,7 +16,7 @@ from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
 
-LESSONS = range(1, 11)
+LESSONS = range(1, 12)
 
 
 def progress(lab: Lab) -> dict[str, Any]:
@@ -134,7 +134,8 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         assert r.code == 0, f"lesson {n}:\n{r.out}\n{r.err}"
         assert "Checks for lesson" in r.out and "Recap" in r.out
         # The DCMTK / curl command that does the same by hand.
-        tools = ("echoscu", "curl", "findscu", "storescu", "dcmdump", "dicomkit make-image")
+        tools = ("echoscu", "curl", "findscu", "storescu", "movescu", "getscu", "dcmdump",
+                 "dicomkit make-image")  # fmt: skip
         assert any(tool in r.out for tool in tools), n
     print(f"\nwhole course --no-input (--show-me) on {lab.engine}: {time.monotonic() - t0:.0f} s")
     web = has_dicomweb(lab)
@@ -149,7 +150,7 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     assert after_8 == before_8
     r = lab.cli("verify")
     assert r.code == (0 if web else 1), r.out + r.err
-    assert ("10/10" if web else "9/10") + " lesson(s) verified" in r.out and "Next:" in r.out
+    assert ("11/11" if web else "10/11") + " lesson(s) verified" in r.out and "Next:" in r.out
     data = lab.cli("verify", "--json").json()
     assert data["ok"] is web
     results = {c["name"]: c["result"] for x in data["lessons"] for c in x["checks"]}

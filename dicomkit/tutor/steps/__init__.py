@@ -11,4 +11,5 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson08_troubleshooting,
     lesson09_orders_arrive_as_hl7,
     lesson10_the_modality_reports_mpps,
+    lesson11_retrieve_a_study,
 )
