@@ -55,6 +55,7 @@ _EXPECT = {
     "hl7_order_in_worklist": "the order your ORM^O01 placed, in the RIS and the worklist",
     "mpps_step_completed": "the order COMPLETED in the RIS and gone from the worklist",
     "moved_study_on_disk": "an instance of the study your fixed C-MOVE retrieved",
+    "study_committed": "the PACS commits to every instance of your study (PS3.4 Annex J)",
 }
 
 
@@ -352,3 +353,18 @@ def moved_study_on_disk(ctx: LabContext) -> CheckResult:
     seen = str(dcmread(path, stop_before_pixels=True).get("StudyInstanceUID", ""))
     return CheckResult("", seen == study, expected, f"StudyInstanceUID={seen}",
                        "rerun `dicomkit lesson 11`")  # fmt: skip
+
+
+@check("study_committed")
+def study_committed(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.commit import accession_instances
+    from dicomkit.tutor.steps.lesson12_storage_commitment import commit_instances
+
+    accession = str(ctx.need("commit_accession", 12, own=True))
+    instances = accession_instances(ctx.pacs, ctx.aet, accession, ctx.cfg.timeout)
+    report = commit_instances(ctx, instances) if instances else None
+    n = len(report.results) if report else 0
+    bad = [r for r in report.results if not r.committed] if report else []
+    return CheckResult("", bool(report and report.ok),
+                       f"N-EVENT-REPORT: every instance of {accession} committed",
+                       f"{n - len(bad)}/{n} committed", "rerun `dicomkit lesson 12`")  # fmt: skip

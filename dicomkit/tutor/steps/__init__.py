@@ -12,4 +12,5 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson09_orders_arrive_as_hl7,
     lesson10_the_modality_reports_mpps,
     lesson11_retrieve_a_study,
+    lesson12_storage_commitment,
 )
