@@ -56,6 +56,7 @@ _EXPECT = {
     "mpps_step_completed": "the order COMPLETED in the RIS and gone from the worklist",
     "moved_study_on_disk": "an instance of the study your fixed C-MOVE retrieved",
     "study_committed": "the PACS commits to every instance of your study (PS3.4 Annex J)",
+    "deidentified_copy": "a copy with PatientIdentityRemoved YES and no original identifiers",
 }
 
 
@@ -368,3 +369,20 @@ def study_committed(ctx: LabContext) -> CheckResult:
     return CheckResult("", bool(report and report.ok),
                        f"N-EVENT-REPORT: every instance of {accession} committed",
                        f"{n - len(bad)}/{n} committed", "rerun `dicomkit lesson 12`")  # fmt: skip
+
+
+@check("deidentified_copy")
+def deidentified_copy(ctx: LabContext) -> CheckResult:
+    from pydicom import dcmread
+
+    path = Path(ctx.need("anon_file", 13, own=True))
+    expected = f"{path}: PatientIdentityRemoved YES, PatientName and StudyInstanceUID replaced"
+    if not path.is_file():
+        return CheckResult("", False, expected, "no such file", "rerun `dicomkit lesson 13`")
+    original = ctx.need("anon_original", 13, own=True)  # recorded when the copy appeared
+    anon = dcmread(path, stop_before_pixels=True)
+    same = [k for k, v in original.items() if str(anon.get(k, "")) == str(v)]
+    ok = anon.get("PatientIdentityRemoved") == "YES" and not same
+    seen = f"PatientIdentityRemoved {anon.get('PatientIdentityRemoved', '(absent)')}" + (
+        f"; unchanged: {', '.join(same)}" if same else "")  # fmt: skip
+    return CheckResult("", ok, expected, seen, "rerun `dicomkit lesson 13`")

@@ -13,4 +13,5 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson10_the_modality_reports_mpps,
     lesson11_retrieve_a_study,
     lesson12_storage_commitment,
+    lesson13_deidentify_for_research,
 )
