@@ -15,12 +15,12 @@ from dicomkit.tutor.watch_lab import workdir
 
 # (keyword, what PS3.15 Table E.1-1 / E.1.1 says happens to it in the Basic Profile)
 COMPARED: tuple[tuple[str, str], ...] = (
-    ("PatientName", "replaced (Z: a dummy value)"),
-    ("PatientID", "replaced (Z)"),
-    ("PatientBirthDate", "emptied (Z)"),
-    ("AccessionNumber", "emptied or replaced (Z)"),
-    ("StudyDate", "emptied or replaced (Z)"),
-    ("InstitutionName", "removed (X)"),
+    ("PatientName", "Z: emptied, or a dummy value"),
+    ("PatientID", "Z: emptied, or a dummy value"),
+    ("PatientBirthDate", "Z: emptied, or a dummy value"),
+    ("AccessionNumber", "Z: emptied, or a dummy value"),
+    ("StudyDate", "Z: emptied, or a dummy value"),
+    ("InstitutionName", "X/Z/D: removed, emptied, or a dummy value"),
     ("StudyInstanceUID", "replaced by a new UID (U), the same across the study"),
     ("SOPInstanceUID", "replaced by a new UID (U)"),
     ("Modality", "kept: not identifying"),
