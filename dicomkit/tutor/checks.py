@@ -52,6 +52,11 @@ _EXPECT = {
     "stow_instance_in_pacs": "the STOW-RS instance in the PACS",
     "j2k_in_pacs": "the JPEG 2000 study in the PACS",
     "fixed_send_in_pacs": "the image your fixed send script sent, in the PACS",
+    "hl7_order_in_worklist": "the order your ORM^O01 placed, in the RIS and the worklist",
+    "mpps_step_completed": "the order COMPLETED in the RIS and gone from the worklist",
+    "moved_study_on_disk": "an instance of the study your fixed C-MOVE retrieved",
+    "study_committed": "the PACS commits to every instance of your study (PS3.4 Annex J)",
+    "deidentified_copy": "a copy with PatientIdentityRemoved YES and no original identifiers",
 }
 
 
@@ -292,3 +297,92 @@ def fixed_send_in_pacs(ctx: LabContext) -> CheckResult:
     found = sop_in_pacs(ctx, sop)
     return CheckResult("", found, f"SOP Instance {sop} in the PACS",
                        "stored" if found else "not in the PACS", "rerun `dicomkit lesson 8`")  # fmt: skip
+
+
+@check("hl7_order_in_worklist")
+def hl7_order_in_worklist(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.scu import find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+    from dicomkit.errors import RisError
+    from dicomkit.ris.client import RisClient
+
+    accession = ctx.need("hl7_accession", 9, own=True)
+    expected = f"order {accession} in the RIS and 1 worklist item for it"
+    try:
+        RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
+    except RisError as exc:
+        if exc.status == 404:
+            return CheckResult("", False, expected, "404: no such order",
+                               "rerun `dicomkit lesson 9`")  # fmt: skip
+        raise
+    rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
+    return CheckResult("", len(rows) == 1, expected, f"the order, {len(rows)} worklist item(s)",
+                       "rerun `dicomkit lesson 9`")  # fmt: skip
+
+
+@check("mpps_step_completed")
+def mpps_step_completed(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.scu import find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+    from dicomkit.errors import RisError
+    from dicomkit.ris.client import RisClient
+
+    accession = ctx.need("mpps_accession", 10, own=True)
+    expected = f"order {accession} COMPLETED (PS3.4 F.7.2.2) and 0 worklist items for it"
+    try:
+        order = RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
+    except RisError as exc:
+        if exc.status == 404:
+            return CheckResult("", False, expected, "404: no such order",
+                               "rerun `dicomkit lesson 10`")  # fmt: skip
+        raise
+    rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
+    status = order.get("status", "")
+    return CheckResult("", status == "COMPLETED" and not rows, expected,
+                       f"{status}, {len(rows)} worklist item(s)", "rerun `dicomkit lesson 10`")  # fmt: skip
+
+
+@check("moved_study_on_disk")
+def moved_study_on_disk(ctx: LabContext) -> CheckResult:
+    from pydicom import dcmread
+
+    path = Path(ctx.need("moved_file", 11, own=True))
+    study = str(ctx.need("moved_study_uid", 11, own=True))
+    expected = f"{path} holding an instance of study {study}"
+    if not path.is_file():
+        return CheckResult("", False, expected, "no such file", "rerun `dicomkit lesson 11`")
+    seen = str(dcmread(path, stop_before_pixels=True).get("StudyInstanceUID", ""))
+    return CheckResult("", seen == study, expected, f"StudyInstanceUID={seen}",
+                       "rerun `dicomkit lesson 11`")  # fmt: skip
+
+
+@check("study_committed")
+def study_committed(ctx: LabContext) -> CheckResult:
+    from dicomkit.dicom.commit import accession_instances
+    from dicomkit.tutor.steps.lesson12_storage_commitment import commit_instances
+
+    accession = str(ctx.need("commit_accession", 12, own=True))
+    instances = accession_instances(ctx.pacs, ctx.aet, accession, ctx.cfg.timeout)
+    report = commit_instances(ctx, instances) if instances else None
+    n = len(report.results) if report else 0
+    bad = [r for r in report.results if not r.committed] if report else []
+    return CheckResult("", bool(report and report.ok),
+                       f"N-EVENT-REPORT: every instance of {accession} committed",
+                       f"{n - len(bad)}/{n} committed", "rerun `dicomkit lesson 12`")  # fmt: skip
+
+
+@check("deidentified_copy")
+def deidentified_copy(ctx: LabContext) -> CheckResult:
+    from pydicom import dcmread
+
+    path = Path(ctx.need("anon_file", 13, own=True))
+    expected = f"{path}: PatientIdentityRemoved YES, PatientName and StudyInstanceUID replaced"
+    if not path.is_file():
+        return CheckResult("", False, expected, "no such file", "rerun `dicomkit lesson 13`")
+    original = ctx.need("anon_original", 13, own=True)  # recorded when the copy appeared
+    anon = dcmread(path, stop_before_pixels=True)
+    same = [k for k, v in original.items() if str(anon.get(k, "")) == str(v)]
+    ok = anon.get("PatientIdentityRemoved") == "YES" and not same
+    seen = f"PatientIdentityRemoved {anon.get('PatientIdentityRemoved', '(absent)')}" + (
+        f"; unchanged: {', '.join(same)}" if same else "")  # fmt: skip
+    return CheckResult("", ok, expected, seen, "rerun `dicomkit lesson 13`")

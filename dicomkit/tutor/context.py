@@ -91,7 +91,7 @@ class LabContext:
             "host": ep.host, "pacs_aet": ep.pacs_aet, "aet": self.cfg.aet,
             "dicom_port": ep.dicom_port, "mwl_port": ep.mwl_port, "http_port": ep.http_port,
             "ris_port": ep.ris_port, "ris_url": ep.ris_url, "pacs_url": ep.pacs_url,
-            "dicomweb_url": ep.dicomweb_url, "engine": self.engine,
+            "dicomweb_url": ep.dicomweb_url, "engine": self.engine, "hl7_port": ep.hl7_port,
         }  # fmt: skip
 
     def record(self, **outcomes: Any) -> None:

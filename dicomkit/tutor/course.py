@@ -20,7 +20,7 @@ HINT_LEVELS = 3  # a task's hints, one at a time: the goal, which tool, the exac
 # Values a lesson's prose, prompts and answers may name as {{name}}; filled from the live lab.
 PLACEHOLDERS = (
     "host", "pacs_aet", "aet", "dicom_port", "mwl_port", "http_port", "ris_port",
-    "ris_url", "pacs_url", "dicomweb_url", "engine",
+    "ris_url", "pacs_url", "dicomweb_url", "engine", "hl7_port",
 )  # fmt: skip
 _MARKER = re.compile(r"^:::\s*(\w+)(?:\s+([\w-]+))?\s*$")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")

@@ -39,6 +39,7 @@ TASKS: dict[str, Task] = {}
 TASK_VALUES = (
     "accession", "workdir", "image", "patient_name", "today", "yesterday", "tutor_port",
     "tutor_aet", "study_uid", "script", "j2k", "j2k_flag", "answers", "birth_date",
+    "hl7_file", "retrieve_port",
 )  # fmt: skip
 
 

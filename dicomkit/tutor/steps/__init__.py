@@ -9,4 +9,9 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson06_find_it_in_the_pacs,
     lesson07_dicomweb_basics,
     lesson08_troubleshooting,
+    lesson09_orders_arrive_as_hl7,
+    lesson10_the_modality_reports_mpps,
+    lesson11_retrieve_a_study,
+    lesson12_storage_commitment,
+    lesson13_deidentify_for_research,
 )
