@@ -99,6 +99,13 @@ class _Inbox:
         self.how = ""
         self.calling = ""
         self.done = threading.Event()
+        # Our N-EVENT-REPORT-RSP has gone out on our own association: only then may we
+        # release it (a release overtaking the response makes the PACS abort).
+        self.answered = threading.Event()
+
+    def on_sent(self, event: Any) -> None:
+        if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
+            self.answered.set()
 
     def handler(self, how: str) -> Any:
         def on_report(event: Any) -> tuple[int, None]:
@@ -160,7 +167,8 @@ def commit(
                    accept_from=peer.aet, timeout=timeout):  # fmt: skip
         with association(peer, calling_aet, [build_context(STORAGE_COMMITMENT_PUSH)],
                          timeout=timeout, what="storage commitment",
-                         handlers=[(evt.EVT_N_EVENT_REPORT, inbox.handler("same"))]) as assoc:  # fmt: skip
+                         handlers=[(evt.EVT_N_EVENT_REPORT, inbox.handler("same")),
+                                   (evt.EVT_DIMSE_SENT, inbox.on_sent)]) as assoc:  # fmt: skip
             status, _ = assoc.send_n_action(_request(report.transaction_uid, instances),
                                             REQUEST_COMMITMENT, STORAGE_COMMITMENT_PUSH,
                                             STORAGE_COMMITMENT_INSTANCE)  # fmt: skip
@@ -174,6 +182,8 @@ def commit(
                 )
             # Keep our association open while we wait: a PACS may report on it (J.3.3).
             inbox.done.wait(timeout)
+            if inbox.how == "same":
+                inbox.answered.wait(5.0)
         if not inbox.done.is_set():
             # The report may still come on a new association just after we released.
             inbox.done.wait(min(timeout, 5.0))
