@@ -38,8 +38,8 @@ def test_up_whose_stderr_is_closed_leaves_nothing_down_cannot_stop(
     if not ok:
         pytest.skip(why)
     home = tmp_path / "home"
-    env = lab_env(home, DICOMKIT_DICOM_PORT=str(free_port()), DICOMKIT_MWL_PORT=str(free_port()),
-                  DICOMKIT_HTTP_PORT=str(free_port()), DICOMKIT_RIS_PORT=str(free_port()))  # fmt: skip
+    ports = ("DICOM", "MWL", "HTTP", "RIS", "HL7", "MPPS", "RETRIEVE")
+    env = lab_env(home, **{f"DICOMKIT_{p}_PORT": str(free_port()) for p in ports})
     up = subprocess.Popen([sys.executable, "-m", "dicomkit", "up", "--engine", engine],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
     assert up.stderr is not None and up.stdout is not None
