@@ -217,7 +217,7 @@ def start_pacs(home: Path, aet: str, **cfg: Any) -> Any:
 # ---- two test speeds: `pytest -m "not slow"` needs no external peer ----------------------
 
 SLOW_FOLDERS = {"integration", "robustness"}  # real Orthanc, DCMTK, Docker; whole labs
-SLOW_FILES = {"test_course_on_lab.py"}  # the course on a live lab
+SLOW_FILES = {"test_course_on_lab.py", "test_learner_on_lab.py"}  # the course on a live lab
 SLOW_MARKERS = {"orthanc", "dcmtk", "docker", "postgres", "chromium"}
 
 
