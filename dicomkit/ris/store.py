@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -47,6 +48,17 @@ CREATE TABLE IF NOT EXISTS orders (
 """
 
 
+@dataclasses.dataclass(eq=False)
+class _Job:
+    """One order on its way in: its item staged at ``tmp``, to be renamed to ``path``."""
+
+    out: OrderOut
+    path: Path
+    tmp: str
+    done: bool = False
+    error: BaseException | None = None
+
+
 class OrderStore:
     def __init__(self, db_path: Path, worklist_dir: Path, default_station_aet: str = "DICOMKIT"):
         self.db_path = Path(db_path)
@@ -54,6 +66,9 @@ class OrderStore:
         self.default_station_aet = default_station_aet
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._queue = threading.Condition()  # orders waiting for the next group commit
+        self._pending: builtins.list[_Job] = []
+        self._committing = False
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.worklist_dir.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
@@ -111,37 +126,86 @@ class OrderStore:
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
         # Encoding and writing the item (the slow part: CPU and an fsync) happen outside the
-        # lock, into a hidden temporary file; under the lock, only the duplicate check, the
-        # rename that makes the item visible, and the commit. One writer at a time inside this
-        # process; BEGIN IMMEDIATE guards across processes.
+        # lock, into a hidden temporary file, concurrently with other orders. What must be
+        # serial -- the duplicate check, the rename that makes the item visible, the folder
+        # fsync and the commit -- is done for every order waiting at that moment in one batch
+        # (group commit): one folder fsync and one commit per batch, not per order.
         data = worklist.encode(worklist.build_item(out))
         path = worklist.item_path(self.worklist_dir, item_id)
-        tmp = stage_bytes(path, data)
+        job = _Job(out, path, stage_bytes(path, data))
+        try:
+            self._group_commit(job)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.tmp)  # still there unless it became the item
+        if job.error is not None:
+            raise job.error
+        log.info("order created: worklist item %s", item_id)
+        return out
+
+    def _group_commit(self, job: _Job) -> None:
+        """Wait until ``job`` is committed (or failed) in some batch. The first waiter with no
+        batch under way commits everything queued so far; the others wait for it."""
+        with self._queue:
+            self._pending.append(job)
+            while not job.done:
+                if self._committing:
+                    self._queue.wait()
+                    continue
+                self._committing = True
+                batch, self._pending = self._pending, []
+                self._queue.release()
+                try:
+                    self._commit_batch(batch)
+                finally:
+                    self._queue.acquire()
+                    self._committing = False
+                    self._queue.notify_all()
+
+    def _commit_batch(self, batch: builtins.list[_Job]) -> None:
+        """One transaction for ``batch``: each order whose accession is taken (in the table or
+        earlier in the batch) fails alone with DuplicateAccession; if the folder fsync or the
+        commit fails, every order of the batch fails and its item is removed again."""
+        placed: builtins.list[_Job] = []
         try:
             with self._lock, self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
-                row = db.execute(
-                    "SELECT 1 FROM orders WHERE accession = ?", (order.accession,)
-                ).fetchone()
-                if row:
-                    raise DuplicateAccession(order.accession)
-                os.replace(tmp, path)
+                seen: set[str] = set()
                 try:
-                    fsync_dir(self.worklist_dir)  # the rename survives a power cut
-                    db.execute(
-                        "INSERT INTO orders (accession, item_id, created, data) VALUES (?,?,?,?)",
-                        (order.accession, item_id, out.created, out.model_dump_json()),
-                    )
+                    for job in batch:
+                        accession = job.out.order.accession
+                        taken = db.execute(
+                            "SELECT 1 FROM orders WHERE accession = ?", (accession,)
+                        ).fetchone()
+                        if taken or accession in seen:
+                            job.error = DuplicateAccession(accession)
+                            continue
+                        seen.add(accession)
+                        os.replace(job.tmp, job.path)
+                        placed.append(job)
+                        db.execute(
+                            "INSERT INTO orders (accession, item_id, created, data) "
+                            "VALUES (?,?,?,?)",
+                            (accession, job.out.worklist_item_id, job.out.created,
+                             job.out.model_dump_json()),
+                        )  # fmt: skip
+                    if placed:
+                        fsync_dir(self.worklist_dir)  # the renames survive a power cut
                     db.execute("COMMIT")
                 except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
+                    for job in placed:
+                        with contextlib.suppress(OSError):
+                            os.unlink(job.path)
                     raise
+        except BaseException as exc:
+            for job in batch:
+                if job.error is None:
+                    job.error = exc
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)  # still there unless it became the item
-        log.info("order created: worklist item %s", item_id)
-        return out
+            for job in batch:
+                job.done = True
+        if len(batch) > 1:
+            log.debug("group commit: %d orders in one transaction", len(batch))
 
     def get(self, accession: str) -> OrderOut:
         with self._connect() as db:
