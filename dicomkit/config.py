@@ -43,6 +43,10 @@ class Endpoints:
     # requestor; `dicomkit retrieve` and `commit` listen on retrieve_port while they run.
     aet: str = "DICOMKIT"
     retrieve_port: int = 11112
+    # The address that listener binds to: where the PACS reaches it. The lab's host, except on
+    # the docker engine: the Docker bridge's gateway, which the PACS container knows as
+    # host.docker.internal (its own 127.0.0.1 is the container, not this machine).
+    listen_host: str = ""
     # The MPPS SCP (PS3.4 Annex F): the embedded PACS itself, or a lab process beside Orthanc.
     mpps_port: int = 4243
     mpps_aet: str = "DICOMKIT_MPPS"
@@ -50,6 +54,11 @@ class Endpoints:
     @property
     def ris_url(self) -> str:
         return f"http://{self.host}:{self.ris_port}"
+
+    @property
+    def listen_address(self) -> str:
+        """Where our retrieve/commit listener binds (see ``LabConfig.listen_host``)."""
+        return self.listen_host or self.host
 
     @property
     def pacs_url(self) -> str:
@@ -77,11 +86,18 @@ class LabConfig:
     aet: str = "DICOMKIT"
     # Where `retrieve` (C-MOVE destination) and `commit` (N-EVENT-REPORT) listen as ``aet``.
     retrieve_port: int = 11112
+    # The address they bind to (empty: ``host``); the docker engine records the bridge gateway.
+    listen_host: str = ""
     engine: str = "auto"
     orthanc_image: str = ""  # empty: the one named in compose/docker-compose.yml
     ris_image: str = ""
     # Seconds to wait for a DICOM peer at TCP, association and DIMSE level.
     timeout: float = 10.0
+
+    @property
+    def listen_address(self) -> str:
+        """Where our retrieve/commit listener binds: ``listen_host``, else ``host``."""
+        return self.listen_host or self.host
 
     # ---- folders -------------------------------------------------------------------------
     @property
@@ -126,6 +142,7 @@ class LabConfig:
             hl7_port=self.hl7_port,
             aet=self.aet,
             retrieve_port=self.retrieve_port,
+            listen_host=self.listen_host,
             mpps_port=self.mpps_port,
             mpps_aet=self.mpps_aet,
         )
@@ -222,6 +239,7 @@ def _from_state(home: Path) -> dict[str, Any]:
             "hl7_port": int(ep.get("hl7_port", Endpoints.hl7_port)),
             # The port the PACS was told to reach us on at `up` (older state files: default).
             "retrieve_port": int(ep.get("retrieve_port", 11112)),
+            "listen_host": str(ep.get("listen_host", "")),
             "mpps_port": int(ep.get("mpps_port", Endpoints.mpps_port)),
             "mpps_aet": str(ep.get("mpps_aet", Endpoints.mpps_aet)),
         }

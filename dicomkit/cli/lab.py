@@ -89,7 +89,7 @@ def print_endpoints(state: object) -> None:
         ],
         [
             "Retrieve / commitment",
-            f"{ep.host}:{ep.retrieve_port}",
+            f"{ep.listen_address}:{ep.retrieve_port}",
             f"AE title {ep.aet} while retrieve/commit run",
         ],
         [

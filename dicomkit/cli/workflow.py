@@ -34,7 +34,7 @@ def retrieve(
     peer = peer_for(cfg, to)
     report = do_retrieve(
         peer, cfg.aet, out, accession=accession, study_uid=study_uid, use_get=get,
-        listen_host=cfg.host, listen_port=cfg.retrieve_port, timeout=cfg.timeout,
+        listen_host=cfg.listen_address, listen_port=cfg.retrieve_port, timeout=cfg.timeout,
     )  # fmt: skip
     if json:
         ui.print_json(report.to_dict())
@@ -95,7 +95,7 @@ def commit(
         instances = instances_of_files(files)
     else:
         instances = accession_instances(peer, cfg.aet, accession, cfg.timeout)
-    report = do_commit(peer, cfg.aet, instances, listen_host=cfg.host,
+    report = do_commit(peer, cfg.aet, instances, listen_host=cfg.listen_address,
                        listen_port=cfg.retrieve_port, timeout=cfg.timeout)  # fmt: skip
     if json:
         ui.print_json(report.to_dict())

@@ -53,6 +53,7 @@ class ServiceSpec:
     mounts: list[MountSpec] = field(default_factory=list)
     healthcheck: dict[str, Any] | None = None
     restart: str = "no"
+    extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address (or host-gateway)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def compose_variables(cfg: LabConfig, env: dict[str, str] | None = None) -> dict
             "DICOMKIT_MPPS_AET": cfg.mpps_aet,
             "DICOMKIT_PACS_AET": cfg.pacs_aet,
             "DICOMKIT_AET": cfg.aet,
+            "DICOMKIT_RETRIEVE_PORT": str(cfg.retrieve_port),
         }
     )
     for var, value in (
@@ -171,6 +173,26 @@ def parse_port(text: str) -> PortSpec:
     )
 
 
+def parse_extra_hosts(block: Any) -> dict[str, str]:
+    """Compose ``extra_hosts``, as a list of ``name:address`` (or ``name=address``) or a mapping."""
+    if not block:
+        return {}
+    if isinstance(block, dict):
+        return {str(k): str(v) for k, v in block.items()}
+    out = {}
+    for item in block:
+        name, sep, address = str(item).partition("=")
+        if not sep:
+            name, sep, address = str(item).partition(":")
+        if not sep or not name or not address:
+            raise EngineError(
+                f"extra_hosts entry {item!r} is not NAME:ADDRESS",
+                'write it as "host.docker.internal:host-gateway" in the compose file',
+            )
+        out[name] = address
+    return out
+
+
 def parse_mount(text: str, base_dir: Path) -> MountSpec:
     parts = str(text).split(":")
     if len(parts) not in (2, 3):
@@ -231,6 +253,7 @@ def load_compose(
             mounts=[parse_mount(v, path.parent) for v in svc.get("volumes") or []],
             healthcheck=healthcheck,
             restart=str(svc.get("restart", "no")),
+            extra_hosts=parse_extra_hosts(svc.get("extra_hosts")),
         )
     return ComposeProject(
         name=str(data.get("name") or project_name(env)),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from dicomkit.engines.docker_containers import (
     ensure_volumes,
     find_container,
     health_status,
+    host_gateway,
     probe,
     project_containers,
     wait_healthy,
@@ -88,9 +90,18 @@ class DockerEngine:
         check_ports(client, project)
         ensure_network(client, project)
         ensure_volumes(client, project)
-        state = LabState(
-            engine=self.name, endpoints=cfg.endpoints(dicomweb=True), started=now_iso()
-        )
+        endpoints = cfg.endpoints(dicomweb=True)
+        if not cfg.listen_host and "orthanc" in project.services:
+            gateway = host_gateway(client)
+            if gateway:
+                endpoints = dataclasses.replace(endpoints, listen_host=gateway)
+            else:
+                report(
+                    "note: no Docker bridge gateway found: `dicomkit retrieve` (C-MOVE) and "
+                    "`commit` listen on 127.0.0.1, which Orthanc in its container cannot reach "
+                    "(use `retrieve --get`, or set DICOMKIT_LISTEN_HOST)"
+                )
+        state = LabState(engine=self.name, endpoints=endpoints, started=now_iso())
         containers: dict[str, Any] = {}
         try:
             for name, svc in project.services.items():

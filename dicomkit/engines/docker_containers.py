@@ -62,6 +62,8 @@ def container_config(project: ComposeProject, svc: ServiceSpec, image_id: str) -
         "healthcheck": svc.healthcheck,
         "restart_policy": {"Name": svc.restart} if svc.restart != "no" else None,
         "hostname": svc.name,
+        # e.g. host.docker.internal -> host-gateway: how Orthanc reaches dicomkit's listener.
+        **({"extra_hosts": dict(sorted(svc.extra_hosts.items()))} if svc.extra_hosts else {}),
     }
 
 
@@ -143,6 +145,20 @@ def ensure_network(client: Any, project: ComposeProject) -> None:
         driver="bridge",
         labels=_labels(project, **{"com.docker.compose.network": "default"}),
     )
+
+
+def host_gateway(client: Any) -> str:
+    """The address ``host-gateway`` stands for in ``extra_hosts``: the default bridge's gateway
+    (docker0), i.e. this machine as its containers see it. "" if the Engine has no bridge."""
+    try:
+        bridge = client.networks.get("bridge")
+    except Exception:
+        return ""
+    for conf in (bridge.attrs.get("IPAM") or {}).get("Config") or []:
+        gateway = str(conf.get("Gateway") or "")
+        if gateway and ":" not in gateway:  # the IPv4 one
+            return gateway
+    return ""
 
 
 def ensure_volumes(client: Any, project: ComposeProject) -> None:

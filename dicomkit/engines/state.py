@@ -92,9 +92,9 @@ def describe(state: LabState) -> dict[str, Any]:
         "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
         # Our AE while `dicomkit retrieve` / `commit` run: the C-MOVE destination and where a
         # storage commitment report arrives on a new association (the PACS knows it so).
-        "retrieve": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+        "retrieve": {"aet": ep.aet, "dicom": f"{ep.listen_address}:{ep.retrieve_port}"},
         "storage_commitment": {
             "scp": {"aet": ep.pacs_aet, "dicom": f"{ep.host}:{ep.dicom_port}"},
-            "requestor": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
+            "requestor": {"aet": ep.aet, "dicom": f"{ep.listen_address}:{ep.retrieve_port}"},
         },
     }

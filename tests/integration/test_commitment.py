@@ -26,7 +26,7 @@ def test_commit_files(lab: Lab, tmp_path: Path) -> None:
     d = r.json()
     assert d["ok"] is True and d["committed"] == 2 and d["failed"] == 0
     # Orthanc reports on a new association; the embedded PACS on ours while it is open.
-    assert d["association"] == ("new" if lab.engine == "native" else "same")
+    assert d["association"] == ("same" if lab.engine == "embedded" else "new")
     assert d["report_from"] == "ORTHANC"
     uids = {str(pydicom.dcmread(f).SOPInstanceUID) for f in files}
     assert {i["sop_instance_uid"] for i in d["instances"]} == uids
@@ -43,7 +43,7 @@ def test_commit_unknown_instance_fails_with_0x0112(lab: Lab, tmp_path: Path) -> 
     assert d["committed"] == 1 and d["failed"] == 1
     [failed] = [i for i in d["instances"] if not i["committed"]]
     assert failed["sop_instance_uid"] == str(pydicom.dcmread(never).SOPInstanceUID)
-    assert failed["failure_reason"] == 0x0112  # PS3.4 J.3.3.1.3 No such object instance
+    assert failed["failure_reason"] == 0x0112  # PS3.3 C.14.1.1: No such object instance
     r = lab.cli("commit", str(never))
     assert r.code == 1 and "FAILED" in r.out and "no such object instance" in r.out
 

@@ -81,6 +81,7 @@ def docker_env(cfg: LabConfig, project: str) -> dict[str, str]:
         "DICOMKIT_RIS_PORT": str(cfg.ris_port),
         "DICOMKIT_HL7_PORT": str(cfg.hl7_port),
         "DICOMKIT_MPPS_PORT": str(cfg.mpps_port),
+        "DICOMKIT_RETRIEVE_PORT": str(cfg.retrieve_port),
         "DICOMKIT_ORTHANC_IMAGE": ORTHANC_IMAGE,
         "DICOMKIT_RIS_IMAGE": RIS_IMAGE,
         "DICOMKIT_RIS_BASE_IMAGE": PYTHON_IMAGE,
@@ -176,6 +177,26 @@ from tests.integration import test_mpps_lab as _mpps  # noqa: E402
 
 scu = _mpps.scu
 globals().update({f"{n}_on_docker": f for n, f in vars(_mpps).items() if n.startswith("test_")})
+
+# Retrieval and storage commitment: Orthanc in its container reaches dicomkit's listener (C-MOVE
+# destination, N-EVENT-REPORT on a new association) through host.docker.internal, the bridge
+# gateway. The same tests as on the other engines.
+from tests.integration import test_commitment as _commitment  # noqa: E402
+from tests.integration import test_retrieve as _retrieve  # noqa: E402
+
+acquire_study = _retrieve.acquire_study
+globals().update(
+    {
+        f"{n}_on_docker": getattr(m, n)
+        for m, names in (
+            (_retrieve, ("test_retrieve_by_accession", "test_move_destination_unknown_names_the_fix",
+                         "test_same_instances_as_dcmtk", "test_status_names_the_retrieve_and_commitment_endpoints")),
+            (_commitment, ("test_commit_files", "test_commit_unknown_instance_fails_with_0x0112",
+                           "test_commit_by_accession")),
+        )
+        for n in names
+    }
+)  # fmt: skip
 
 
 # ---- docker-specific behaviour -----------------------------------------------------------------
@@ -306,6 +327,8 @@ def test_compose_file_round_trip(lab: DockerLab) -> None:
             assert health["Interval"] == svc.healthcheck["interval"]
             net = container.attrs["NetworkSettings"]["Networks"]
             assert f"{lab.project}_default" in net
+            extra = container.attrs["HostConfig"].get("ExtraHosts") or []
+            assert sorted(extra) == sorted(f"{k}:{v}" for k, v in svc.extra_hosts.items())
         published = {p.host_port for s in project.services.values() for p in s.ports}
         assert published == {
             lab.cfg.dicom_port,
@@ -491,7 +514,7 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
 
     cfg = LabConfig(home=tmp_path, dicom_port=free_port(), mwl_port=free_port(), http_port=free_port(),
                     ris_port=free_port(), hl7_port=free_port(), aet="MODALITY1", pacs_aet="PACS1",
-                    orthanc_image="local/orthanc:1")  # fmt: skip
+                    retrieve_port=free_port(), orthanc_image="local/orthanc:1")  # fmt: skip
     project = load_compose(cfg, env={"DICOMKIT_PROJECT": "mine"})
     assert project.name == "mine"
     orthanc = project.services["orthanc"]
@@ -501,10 +524,26 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
     assert (
         extra["DicomAet"] == "PACS1" and extra["DicomModalities"]["dicomkit"]["AET"] == "MODALITY1"
     )
+    # Orthanc in its container reaches our listener on this machine, on the lab's retrieve port.
+    assert extra["DicomModalities"]["dicomkit"]["Host"] == "host.docker.internal"
+    assert extra["DicomModalities"]["dicomkit"]["Port"] == cfg.retrieve_port
+    assert orthanc.extra_hosts == {"host.docker.internal": "host-gateway"}
     command = project.services["ris"].command
     assert command is not None
     assert command[command.index("--station-aet") + 1] == "MODALITY1"
     assert {p.host_port for p in project.services["ris"].ports} == {cfg.ris_port, cfg.hl7_port}
+
+
+def test_extra_hosts_forms() -> None:
+    from dicomkit.engines.compose import parse_extra_hosts
+    from dicomkit.errors import EngineError
+
+    assert parse_extra_hosts(["a:host-gateway", "b=10.0.0.1", "v6:::1"]) == {
+        "a": "host-gateway", "b": "10.0.0.1", "v6": "::1"}  # fmt: skip
+    assert parse_extra_hosts({"a": "1.2.3.4"}) == {"a": "1.2.3.4"}
+    assert parse_extra_hosts(None) == {}
+    with pytest.raises(EngineError, match="NAME:ADDRESS"):
+        parse_extra_hosts(["nocolon"])
 
 
 def test_interpolation_and_durations() -> None:

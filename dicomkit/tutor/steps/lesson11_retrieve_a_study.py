@@ -66,7 +66,7 @@ def _show_me(ctx: LabContext, values: Values) -> None:
     script.write_text(script.read_text().replace(
         f"-aem {UNKNOWN_AE} ", f"-aem {ctx.aet} "))  # fmt: skip
     retrieve(ctx.pacs, ctx.aet, Path(values["workdir"]), study_uid=values["study_uid"],
-             listen_host=ctx.endpoints.host, listen_port=ctx.endpoints.retrieve_port,
+             listen_host=ctx.endpoints.listen_address, listen_port=ctx.endpoints.retrieve_port,
              timeout=ctx.cfg.timeout)  # fmt: skip
 
 

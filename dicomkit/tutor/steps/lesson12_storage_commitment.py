@@ -19,7 +19,7 @@ CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Sto
 def commit_instances(ctx: LabContext, instances: list[tuple[str, str, str]]) -> Any:
     from dicomkit.dicom.commit import commit
 
-    return commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.host,
+    return commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.listen_address,
                   listen_port=ctx.endpoints.retrieve_port, timeout=ctx.cfg.timeout)  # fmt: skip
 
 
