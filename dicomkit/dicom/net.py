@@ -55,12 +55,16 @@ STATUS_NAMES: dict[int, str] = {
 
 def status_name(code: int | None, service: str = "") -> str:
     """``service`` "find": Cxxx is "Unable to process" for C-FIND (PS3.4 C.4.1.1.4), where
-    for C-STORE it is "Cannot understand" (PS3.4 B.2.3)."""
+    for C-STORE it is "Cannot understand" (PS3.4 B.2.3). "retrieve" (C-MOVE/C-GET, PS3.4
+    C.4.2.1.5 / C.4.3.1.4): the same, and B000 is "Sub-operations complete, one or more
+    failures" rather than C-STORE's coercion warning."""
     if code is None:
         return "no response (association lost)"
-    if service == "find" and 0xC000 <= code <= 0xCFFF:
+    if service == "retrieve" and code == 0xB000:
+        return "Warning: sub-operations complete, one or more failures"
+    if service in ("find", "retrieve") and 0xC000 <= code <= 0xCFFF:
         return "Failure: unable to process"
-    if service == "find" and 0xA900 <= code <= 0xA9FF:
+    if service in ("find", "retrieve") and 0xA900 <= code <= 0xA9FF:
         return "Failure: identifier does not match SOP class"
     if code in STATUS_NAMES:
         return STATUS_NAMES[code]
@@ -144,8 +148,9 @@ def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 _REJECT_HINTS = {
-    # (source, reason) -> hint; PS3.8 9.3.4 A-ASSOCIATE-RJ
-    (1, 2): "the peer does not know your calling AE title: register it on the peer, or use --aet",
+    # (source, reason) -> hint; PS3.8 9.3.4 A-ASSOCIATE-RJ (Table 9-21)
+    (1, 2): "the peer does not support the DICOM application context (PS3.8 Table 9-21, "
+    "reason 2): is it a DICOM peer, on its DICOM port?",
     (1, 3): "the peer does not know your calling AE title: register it on the peer, or use --aet",
     (
         1,
