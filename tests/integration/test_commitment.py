@@ -36,7 +36,14 @@ def test_commit_files(lab: Lab, tmp_path: Path) -> None:
 def test_commit_unknown_instance_fails_with_0x0112(lab: Lab, tmp_path: Path) -> None:
     acc = f"SC-{lab.engine[:3].upper()}-2"
     [stored] = acquire_study(lab, acc, tmp_path, n=1)
-    never = testdata("MR_small.dcm")  # never sent to this PACS
+    # Never sent to this PACS: pydicom's MR_small under a new SOP Instance UID (the file itself
+    # may have been stored by another test of the same lab).
+    from pydicom.uid import generate_uid
+
+    never = tmp_path / "never-sent.dcm"
+    ds = pydicom.dcmread(testdata("MR_small.dcm"))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(never)
     r = lab.cli("commit", str(stored), str(never), "--json")
     assert r.code == 1, r.out + r.err
     d = r.json()
