@@ -610,6 +610,10 @@ def test_nodes_file_adds_postgres_and_node_2_on_one_index(tmp_path: Path) -> Non
     assert index[0]["PostgreSQL"] == index[1]["PostgreSQL"]
     assert index[0]["PostgreSQL"]["Lock"] is False and index[0]["PostgreSQL"]["Host"] == "postgres"
     assert index[0]["DicomAet"] == index[1]["DicomAet"] == "ORTHANC"
+    # Both reach dicomkit's retrieve/commit listener as the main file's node does.
+    assert index[0]["DicomModalities"] == index[1]["DicomModalities"]
+    assert index[0]["DicomModalities"]["dicomkit"]["Host"] == "host.docker.internal"
+    assert one.extra_hosts == two.extra_hosts == {"host.docker.internal": "host-gateway"}
     assert {m.source for m in one.mounts} == {m.source for m in two.mounts}
     # The main file's ports stay (merged, not replaced).
     assert {p.host_port for p in one.ports} == {4242, 10500, 8042}
