@@ -188,6 +188,14 @@ def create_app(server: PacsServer) -> FastAPI:
     def statistics() -> dict[str, Any]:
         return _statistics(server)
 
+    @app.get("/instances/{rid}/metadata/ReceptionDate")
+    def reception_date(rid: str) -> Response:
+        # Orthanc's metadata of the same name (it gives seconds; this PACS keeps milliseconds).
+        received = server.index.instance_received(rid)
+        if received is None:
+            raise HttpError(404, f"unknown resource {rid}")
+        return Response(received, media_type="text/plain")
+
     @app.get("/{level}")
     def list_level(level: str) -> list[str]:
         if level not in _LEVELS:

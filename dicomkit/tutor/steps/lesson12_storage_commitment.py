@@ -17,10 +17,12 @@ CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Sto
 
 
 def commit_instances(ctx: LabContext, instances: list[tuple[str, str, str]]) -> Any:
-    from dicomkit.dicom.commit import commit
+    from dicomkit.dicom.commit import commit, remember
 
-    return commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.host,
-                  listen_port=ctx.endpoints.retrieve_port, timeout=ctx.cfg.timeout)  # fmt: skip
+    report = commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.host,
+                    listen_port=ctx.endpoints.retrieve_port, timeout=ctx.cfg.timeout)  # fmt: skip
+    remember(ctx.cfg.commitments_file, report)
+    return report
 
 
 def _prepare(ctx: LabContext) -> Values:
