@@ -19,15 +19,9 @@ AccessionOpt = Annotated[str, typer.Option("--accession", "-a", help="Accession 
 
 def _peers(cfg: Any) -> tuple[Any, Any, Any]:
     from dicomkit.dicom.net import Peer
-    from dicomkit.engines.state import read_state
 
-    # The running lab says where its MPPS SCP is: the embedded PACS serves MPPS on its own
-    # DICOM port and AE, not on the configured MPPS port.
-    state = read_state(cfg)
-    mpps = (state.endpoints.mpps_port, state.endpoints.mpps_aet) if state else (
-        cfg.mpps_port, cfg.mpps_aet)  # fmt: skip
     return (
-        Peer(cfg.host, *mpps),
+        Peer(cfg.host, cfg.mpps_port, cfg.mpps_aet),
         Peer(cfg.host, cfg.mwl_port, cfg.pacs_aet),
         Peer(cfg.host, cfg.dicom_port, cfg.pacs_aet),
     )
