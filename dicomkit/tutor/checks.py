@@ -386,3 +386,17 @@ def deidentified_copy(ctx: LabContext) -> CheckResult:
     seen = f"PatientIdentityRemoved {anon.get('PatientIdentityRemoved', '(absent)')}" + (
         f"; unchanged: {', '.join(same)}" if same else "")  # fmt: skip
     return CheckResult("", ok, expected, seen, "rerun `dicomkit lesson 13`")
+
+
+@check("swf_timeline_complete")
+def swf_timeline_complete(ctx: LabContext) -> CheckResult:
+    from dicomkit.tutor.steps.lesson14_the_scheduled_workflow import EXPECTED, missing, timeline_of
+
+    accession = str(ctx.need("swf_accession", 14, own=True))
+    expected = f"the timeline of {accession}: {', '.join(EXPECTED)}, in that order"
+    tl = timeline_of(ctx, accession)
+    gaps = missing(tl)
+    seen = ", ".join(dict.fromkeys(r.transaction.split(" ")[0] for r in tl.rows))
+    if gaps:
+        seen += f" (missing or out of order: {', '.join(gaps)})"
+    return CheckResult("", not gaps, expected, seen, "rerun `dicomkit lesson 14`")

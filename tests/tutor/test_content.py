@@ -28,7 +28,7 @@ TASK_TOOLS = {"echoscu", "findscu", "storescu", "movescu", "dicomkit", "curl"}
 def test_shipped_course_has_no_problems() -> None:
     course = load_course()
     assert problems(course, CHECKS, ACTIONS) == []
-    assert [lesson.number for lesson in course.lessons] == list(range(1, 14))
+    assert [lesson.number for lesson in course.lessons] == list(range(1, 15))
 
 
 def test_every_check_and_action_is_used_by_some_lesson() -> None:

@@ -16,7 +16,7 @@ from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
 
-LESSONS = range(1, 14)
+LESSONS = range(1, 15)
 
 
 def progress(lab: Lab) -> dict[str, Any]:
