@@ -136,7 +136,8 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         # The DCMTK / curl command that does the same by hand.
         # DCMTK has no storage commitment tool: lesson 12 prints dicomkit's.
         tools = ("echoscu", "curl", "findscu", "storescu", "movescu", "getscu", "dcmdump",
-                 "dicomkit make-image", "dicomkit commit", "dicomkit anonymize")  # fmt: skip
+                 "dicomkit make-image", "dicomkit commit", "dicomkit anonymize",
+                 "dicomkit timeline")  # fmt: skip
         assert any(tool in r.out for tool in tools), n
     print(f"\nwhole course --no-input (--show-me) on {lab.engine}: {time.monotonic() - t0:.0f} s")
     web = has_dicomweb(lab)
@@ -151,7 +152,7 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     assert after_8 == before_8
     r = lab.cli("verify")
     assert r.code == (0 if web else 1), r.out + r.err
-    assert ("13/13" if web else "12/13") + " lesson(s) verified" in r.out and "Next:" in r.out
+    assert ("14/14" if web else "13/14") + " lesson(s) verified" in r.out and "Next:" in r.out
     data = lab.cli("verify", "--json").json()
     assert data["ok"] is web
     results = {c["name"]: c["result"] for x in data["lessons"] for c in x["checks"]}
@@ -165,6 +166,35 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         r = lab.cli("next")
         assert r.code == 0 and "The course is complete" in r.out and "dicomkit verify" in r.out
         assert lab.cli("next", "--json").json()["complete"] is True
+
+
+def test_the_capstone_shows_its_timeline_on_this_engine(lab: Lab) -> None:
+    """Lesson 14 with --show-me, then `dicomkit timeline` for its order: every transaction of the
+    run from the lab's own records, and per engine what it cannot see, said plainly."""
+    r = lab.cli("lesson", "14", "--show-me", "--no-input")
+    assert r.code == 0, r.out + r.err
+    assert "Every message the lab saw for accession" in r.out and "Not seen:" in r.out
+    accession = progress(lab)["lessons"]["14"]["outcomes"]["swf_accession"]
+    r = lab.cli("timeline", "--accession", accession, "--json")
+    assert r.code == 0, r.err
+    tl = r.json()
+    rows = tl["rows"]
+    assert [x["transaction"].split()[0] for x in rows] == ["RAD-2", "RAD-6", "RAD-8", "RAD-7",
+                                                           "RAD-10", "RAD-10"]  # fmt: skip
+    assert rows[0]["sender"] == "HIS" and rows[0]["result"].startswith("ACK AA")
+    assert rows[1]["sender"] == lab.cfg.aet  # the Performed Station AE Title of the N-CREATE
+    assert all(x["at"].startswith(time.strftime("%Y-%m-%d", time.gmtime())) for x in rows)
+    store = rows[2]
+    unseen = " ".join(tl["unseen"])
+    assert "RAD-5" in unseen  # the worklist queries: not recorded, and said so
+    if lab.engine == "embedded":
+        assert store["sender"] == "(sender not recorded)" and "." in store["at"]  # milliseconds
+        assert "does not record which AE sent" in unseen
+    else:
+        assert store["sender"] == lab.cfg.aet  # Orthanc's RemoteAET
+        assert "." not in store["at"] and "to the second only" in unseen
+    r = lab.cli("timeline", "--accession", "NO-SUCH-ACC")
+    assert r.code != 0 and "recorded nothing for accession NO-SUCH-ACC" in r.out + r.err
 
 
 def test_verify_names_the_fix_when_the_lab_loses_an_outcome(lab: Lab) -> None:

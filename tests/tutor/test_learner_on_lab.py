@@ -144,6 +144,22 @@ def test_a_learner_does_every_task_with_the_real_tools(lab: Lab) -> None:
     assert r.code == (0 if has_dicomweb(lab) else 1), r.out
 
 
+def test_a_learner_runs_the_capstone_and_reads_its_timeline(lab: Lab) -> None:
+    """Lesson 14 alone (it needs no earlier lesson): each step of the Scheduled Workflow from
+    the second shell with the real tools, then the same timeline from that shell."""
+    t0 = time.monotonic()
+    status, out, done = learn(lab, 14)
+    assert status == 0, out
+    assert done == load_course().get(14).task_order
+    outcomes = progress(lab)["lessons"]["14"]["outcomes"]
+    assert set(outcomes["tasks"].values()) == {"done"}
+    print(f"\nlearner capstone on {lab.engine}: {time.monotonic() - t0:.0f} s")
+    r = second_shell(lab, f"dicomkit timeline --accession {outcomes['swf_accession']} --json")
+    assert r.returncode == 0, r.stderr
+    seen = [x["transaction"].split()[0] for x in json.loads(r.stdout)["rows"]]
+    assert seen == ["RAD-2", "RAD-6", "RAD-8", "RAD-7", "RAD-10", "RAD-10"]
+
+
 def _course_commands(lab: Lab) -> list[tuple[int, str]]:
     """Every command the course prints outside its tasks, as `lesson N --json` reports them
     (equivalents, reproductions, recaps, the tutor's own curl for an order)."""
