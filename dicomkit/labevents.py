@@ -26,8 +26,9 @@ Writers: the embedded PACS (``EventWriter``); native Orthanc through the Lua scr
 C-ECHOs Orthanc logs in its ``dicom`` category (which Orthanc de-identifies) are read from its
 log by ``read_feed`` (Orthanc 1.10 has no Lua callback for either).
 
-Readers: ``mark(lab_dir)`` where a watch starts, ``read_feed(lab_dir, since)`` the events
-after it (``LabEvent``).
+Readers: ``mark(lab_dir)`` where a watch starts, ``read_feed(lab_dir, since, pacs_aet)`` the
+events after it (``LabEvent``), in time order. Orthanc's Lua clock has whole seconds; its
+associations and C-ECHOs come from its log with milliseconds. Docker's Orthanc writes no feed.
 """
 
 from __future__ import annotations
@@ -139,6 +140,13 @@ class LabEvent:
     @classmethod
     def of(cls, d: dict[str, Any]) -> LabEvent:
         rest = {k: v for k, v in d.items() if k not in ("t", "service", "calling", "called")}
+        # Orthanc's Lua: unrecorded keys listed by tag, numbers as strings, {} dumped as [].
+        others = rest.pop("other_keys", None)
+        if "keys" in rest:
+            keys = rest["keys"] if isinstance(rest["keys"], dict) else {}
+            rest["keys"] = {**keys, **{str(t): None for t in others or []}}
+        if isinstance(rest.get("status"), str) and rest["status"].isdigit():
+            rest["status"] = int(rest["status"])
         return cls(str(d.get("t", "")), str(d.get("service", "")), str(d.get("calling", "")),
                    str(d.get("called", "")), rest)  # fmt: skip
 
@@ -200,9 +208,43 @@ def read_feed(lab_dir: Path, since: Mark | None = None, pacs_aet: str = "") -> l
         except ValueError:
             continue
         if isinstance(d, dict) and d.get("service"):
-            out.append(LabEvent.of(d))
+            event = LabEvent.of(d)
+            if event.service == "mwl-find" and "matches" not in event.fields:
+                event = _counted(event, lab_dir / "worklists")
+            out.append(event)
     out += orthanc_log_events(_lines(lab_dir / ORTHANC_LOG, since.orthanc_log), pacs_aet)
-    return out
+    return sorted(out, key=_when)
+
+
+def _when(event: LabEvent) -> str:
+    """Sort key: Orthanc's Lua clock has whole seconds; such an event (a C-FIND, a store)
+    comes after the association the log timed in the same second."""
+    t = event.t
+    return t[:19] + ".999" + t[19:] if len(t) > 19 and t[19] != "." else t
+
+
+def _counted(event: LabEvent, worklist_dir: Path) -> LabEvent:
+    """A worklist C-FIND Orthanc's Lua saw, with its match count: Orthanc 1.10 logs the count
+    only beside the query itself (patient data), so it is counted here over the same folder
+    with the embedded PACS's matcher (``matches_from``) when every key's value was recorded;
+    otherwise ``matches`` is None."""
+    from pydicom.dataset import Dataset
+
+    from dicomkit.pacs.mwl import WorklistFolder
+
+    keys = dict(event.get("keys") or {})
+    matches: int | None = None
+    if all(isinstance(v, str) for v in keys.values()):
+        query, sps = Dataset(), Dataset()
+        for name, value in keys.items():
+            setattr(query if name == "AccessionNumber" else sps, name, value)
+        query.ScheduledProcedureStepSequence = [sps]
+        try:
+            matches = len(WorklistFolder(worklist_dir).find(query))
+        except Exception as exc:  # an odd key or a folder being rewritten: unknown, not wrong
+            log.info("cannot count worklist matches: %s", exc)
+    fields = {**event.fields, "matches": matches, "matches_from": "worklist folder"}
+    return LabEvent(event.t, event.service, event.calling, event.called, fields)
 
 
 # ---- native Orthanc: its dicom log category -------------------------------------------------
@@ -240,6 +282,8 @@ def orthanc_log_events(lines: list[str], pacs_aet: str = "") -> list[LabEvent]:
     calling = ""
     for line in lines:
         m = _RECEIVED.search(line)
+        if m and not m.group(1):
+            continue  # a port check connecting and closing, not a DICOM peer
         if m:
             calling = m.group(1)
             out.append(
