@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dicomkit.config import LabConfig
 from dicomkit.engines import process
-from dicomkit.engines.orthanc_config import orthanc_config
+from dicomkit.engines.orthanc_config import events_lua, orthanc_config
 from dicomkit.engines.process_lab import ProcessLab, http_ok, record, wait_ready
 from dicomkit.engines.protocol import Reporter
 from dicomkit.engines.state import LabState, ServiceState, now_iso
@@ -82,10 +82,12 @@ class NativeEngine(ProcessLab):
         for d in (cfg.worklist_dir, cfg.log_dir, cfg.lab_dir / "orthanc" / "db"):
             d.mkdir(parents=True, exist_ok=True)
         plugins = orthanc_plugins(binary)
-        conf = orthanc_config(cfg, plugins)
-        conf_path = cfg.lab_dir / "orthanc" / "orthanc.json"
         from dicomkit.fsutil import atomic_write_text
 
+        lua_path = cfg.lab_dir / "orthanc" / "events.lua"
+        atomic_write_text(lua_path, events_lua(cfg))  # the lab's event feed (labevents.py)
+        conf = orthanc_config(cfg, plugins, [str(lua_path)])
+        conf_path = cfg.lab_dir / "orthanc" / "orthanc.json"
         atomic_write_text(conf_path, json.dumps(conf, indent=2))
         has_dicomweb = any(Path(p, "libOrthancDicomWeb.so").exists() for p in plugins)
         state = LabState(
@@ -98,7 +100,9 @@ class NativeEngine(ProcessLab):
         # DCMTK (inside Orthanc) leaves Nagle on unless TCP_NODELAY=1 is in its environment:
         # measured here, storescu -> Orthanc goes from ~100 ms to ~14 ms per small instance.
         env = {**os.environ, "TCP_NODELAY": "1"}
-        pid = process.spawn([binary, str(conf_path)], log, env=env)
+        # The dicom category logs each association and C-ECHO (read into the event feed, and what
+        # `dicomkit logs pacs` teaches with); Orthanc masks query values there (DeidentifyLogs).
+        pid = process.spawn([binary, "--verbose-dicom", str(conf_path)], log, env=env)
         record(cfg, state, ServiceState("pacs", pid=pid, log=str(log), cmd_marker=str(conf_path)))
         report(f"Orthanc starting: DICOM {cfg.dicom_port}, HTTP {cfg.http_port} (pid {pid})")
         start_mpps(cfg, state, report)
