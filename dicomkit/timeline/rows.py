@@ -73,19 +73,38 @@ def iso(text: str) -> str:
     if at is None:
         return text
     at = at.astimezone(_dt.timezone.utc)
-    spec = "milliseconds" if at.microsecond else "seconds"
+    # Milliseconds when the recorder kept them (even .000): a time without is "to the second".
+    spec = "milliseconds" if at.microsecond or "." in text else "seconds"
     return at.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def ordered(rows: Iterable[Row]) -> list[Row]:
-    """By second, then workflow order, then the exact time (rows without a time last)."""
+    """By time. A row timed to the second only (Orthanc's records) goes among the rows of that
+    second by the workflow's order, since its place within the second is unknown; rows
+    without a time go last."""
     far = _dt.datetime.max.replace(tzinfo=_dt.timezone.utc)
 
-    def key(r: Row) -> tuple[_dt.datetime, int, _dt.datetime]:
-        at = parse_time(r.at) or far
-        return at.replace(microsecond=0), _RANK.get(r.transaction, len(_RANK)), at
+    def when(r: Row) -> _dt.datetime:
+        return parse_time(r.at) or far
 
-    return sorted(rows, key=key)
+    def rank(r: Row) -> int:
+        return _RANK.get(r.transaction, len(_RANK))
+
+    def coarse(r: Row) -> bool:
+        at = parse_time(r.at)
+        return at is not None and "." not in r.at
+
+    out = sorted((r for r in rows if not coarse(r)), key=when)
+    for row in sorted((r for r in rows if coarse(r)), key=lambda r: (when(r), rank(r))):
+        second = when(row)
+        i = 0
+        while i < len(out):
+            other = when(out[i]).replace(microsecond=0)
+            if other > second or (other == second and rank(out[i]) > rank(row)):
+                break
+            i += 1
+        out.insert(i, row)
+    return out
 
 
 def _short(uid: str) -> str:
@@ -196,3 +215,60 @@ def title(timeline: Timeline) -> str:
     day = next((r.at[:10] for r in timeline.rows if len(r.at) > 10), "")
     return (f"Every message the lab saw for accession {timeline.accession} ({timeline.engine} "
             f"engine{', ' + day if day else ''})")  # fmt: skip
+
+
+def _keys(keys: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" if v is not None else k for k, v in sorted(keys.items()))
+
+
+def _matches(e: dict[str, Any]) -> str:
+    n = e.get("matches")
+    status = e.get("status")
+    said = "" if status in (None, 0) else f"status 0x{int(status):04X}; "
+    if n is None:
+        return f"{said}answered (match count not recorded)"
+    if e.get("matches_from"):
+        # Orthanc does not record its count: it was counted over the worklist as it is now.
+        return f"{said}{n} match(es) in the worklist now (Orthanc records no count)"
+    return f"{said}{n} match(es)"
+
+
+def from_lab_events(
+    events: list[dict[str, Any]], accession: str, sops: set[str], window: tuple[str, str]
+) -> tuple[list[Row], set[str]]:
+    """Rows from the lab's event feed (dicomkit/labevents.py): worklist C-FINDs naming the
+    accession, or naming none within ``window`` (the order's lifetime: they may have listed
+    it); study C-FINDs naming it; C-STOREs of its instances; associations refused within the
+    window. Also the SOP instances whose C-STORE the feed showed."""
+    start, end = (parse_time(t) for t in window)
+    out: list[Row] = []
+    stored: set[str] = set()
+    src = "lab event feed"
+    for e in events:
+        at = parse_time(str(e.get("t", "")))
+        inside = bool(at and start and end and start.replace(microsecond=0) <= at <= end)
+        service, calling, called = (
+            e.get("service"),
+            str(e.get("calling", "")),
+            str(e.get("called", "")),
+        )
+        keys = dict(e.get("keys") or {})
+        named = keys.get("AccessionNumber")
+        if service == "mwl-find" and (named == accession or (named is None and inside)):
+            note = "" if named == accession else " (names no accession: a station's list)"
+            out.append(Row(iso(e["t"]), calling, called, RAD["worklist"],
+                           f"MWL C-FIND {_keys(keys)}{note}", _matches(e), src))  # fmt: skip
+        elif service == "find" and named == accession:
+            out.append(Row(iso(e["t"]), calling, called, RAD["query"],
+                           f"C-FIND {e.get('level', '')} {_keys(keys)}", _matches(e), src))  # fmt: skip
+        elif service == "store" and str(e.get("sop_instance_uid", "")) in sops:
+            status = int(e.get("status") or 0)
+            stored.add(str(e["sop_instance_uid"]))
+            out.append(Row(iso(e["t"]), calling, called, RAD["store"],
+                           f"C-STORE {_short(str(e['sop_instance_uid']))}",
+                           "stored (0x0000 Success)" if status == 0 else f"status 0x{status:04X}",
+                           src))  # fmt: skip
+        elif service == "association" and e.get("accepted") is False and inside:
+            out.append(Row(iso(e["t"]), calling, called, "association (PS3.8)",
+                           "A-ASSOCIATE-RQ", f"rejected: {e.get('reason', '')}", src))  # fmt: skip
+    return out, stored

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dicomkit.errors import DicomkitError
+from dicomkit.labevents import events_path
 from dicomkit.timeline.rows import (
     RAD,
     Timeline,
     from_commitments,
     from_hl7_refusals,
     from_instances,
+    from_lab_events,
     from_order_events,
     ordered,
 )
@@ -55,22 +57,30 @@ def stored_instances(ep: Endpoints, accession: str, timeout: float) -> list[dict
     return out
 
 
-def unseen(engine: str) -> list[str]:
-    """What this lab's services do not record, so the timeline cannot show it."""
+def unseen(engine: str, feed: bool) -> list[str]:
+    """What this lab's services do not record, so the timeline cannot show it (``feed``: the
+    lab writes its event feed of queries, stores and associations)."""
+    if feed:
+        first = ("accepted associations (one under each DICOM message above); refused ones "
+                 "are shown.")  # fmt: skip
+    else:
+        first = (f"{RAD['worklist']}: this lab writes no event feed, so the C-FIND queries its "
+                 "MWL SCP answered are not recorded.")  # fmt: skip
     out = [
-        f"{RAD['worklist']}: the MWL SCP keeps no record of the C-FIND queries it answered.",
+        first,
         "RAD-4 Procedure Scheduled: this lab's RIS sends no HL7 to the PACS; the scheduled "
         "step reaches the modality as the worklist item the order created.",
         "HL7 messages the RIS refused are kept in its memory only, since it last started.",
     ]
     if engine in ORTHANC_ENGINES:
-        out.append(f"{RAD['store']}: Orthanc records each instance's reception time to the "
-                   "second only.")  # fmt: skip
+        out.append(f"{RAD['store']}, {RAD['worklist']}: Orthanc records times to the second "
+                   "only.")  # fmt: skip
         out.append(f"{RAD['commit']}: Orthanc keeps no record of the commitment requests it "
                    "answers; the rows come from the requester's own record (dicomkit commit).")  # fmt: skip
     else:
-        out.append(f"{RAD['store']}: the embedded PACS does not record which AE sent an "
-                   "instance.")  # fmt: skip
+        if not feed:
+            out.append(f"{RAD['store']}: without its event feed the embedded PACS does not "
+                       "record which AE sent an instance.")  # fmt: skip
         out.append(f"{RAD['commit']}: the embedded PACS logs commitment requests but keeps no "
                    "record of them; the rows come from the requester's own record "
                    "(dicomkit commit).")  # fmt: skip
@@ -90,7 +100,24 @@ def collect(cfg: LabConfig, ep: Endpoints, engine: str, accession: str) -> Timel
                             "check the accession (`dicomkit order list`)")  # fmt: skip
     rows = from_order_events(events, "RIS", ep.mpps_aet)
     rows += from_hl7_refusals(ris.hl7_messages(), accession, "RIS")
-    rows += from_instances(instances, ep.pacs_aet)
     sops = {i["sop_instance_uid"] for i in instances}
     rows += from_commitments(remembered(cfg.commitments_file), sops, cfg.aet)
-    return Timeline(accession, engine, ordered(rows), unseen(engine))
+    feed = events_path(cfg.lab_dir).exists()
+    seen = [r.at for r in ordered(rows) if r.at]
+    if seen:
+        found, stored = from_lab_events(lab_events(cfg, ep), accession, sops, (seen[0], seen[-1]))
+        rows += found
+    else:
+        stored = set()
+    # A store the feed showed (with its sender, to the millisecond) stands for the PACS's own.
+    rows += from_instances([i for i in instances if i["sop_instance_uid"] not in stored],
+                           ep.pacs_aet)  # fmt: skip
+    return Timeline(accession, engine, ordered(rows), unseen(engine, feed))
+
+
+def lab_events(cfg: LabConfig, ep: Endpoints) -> list[dict[str, Any]]:
+    """The lab's event feed as plain records (dicomkit/labevents.py)."""
+    from dicomkit.labevents import read_feed
+
+    return [{"t": e.t, "service": e.service, "calling": e.calling, "called": e.called,
+             **e.fields} for e in read_feed(cfg.lab_dir, None, ep.pacs_aet)]  # fmt: skip

@@ -8,6 +8,7 @@ from dicomkit.timeline.rows import (
     from_commitments,
     from_hl7_refusals,
     from_instances,
+    from_lab_events,
     from_order_events,
     iso,
     ordered,
@@ -53,7 +54,7 @@ def test_a_whole_run_in_the_order_the_lab_saw_it() -> None:
     assert (order.sender, order.receiver) == ("HIS", "RIS") and "ORC-1 NW" in order.message
     assert order.result.startswith("ACK AA")
     assert (start.at, start.sender, start.receiver) == ("2026-12-01T10:00:05.250Z", "MOD1", "MPPS")
-    assert "N-CREATE" in start.message and "10:00:09Z" in start.result  # when the RIS followed
+    assert "N-CREATE" in start.message and "10:00:09.000Z" in start.result  # when the RIS followed
     assert (store.at, store.sender) == ("2026-12-01T10:00:12Z", "MOD1")
     assert "N-SET COMPLETED" in end.message
     assert (action.sender, action.receiver, report.sender) == ("DICOMKIT", "ORTHANC", "ORTHANC")
@@ -84,7 +85,7 @@ def test_http_orders_cancels_and_refused_hl7() -> None:
                 "accession": "A1"},
                {"received": "x", "ack": "AE", "accession": "A2"}]  # fmt: skip
     [refused] = from_hl7_refusals(journal, "A1", "RIS")
-    assert refused.result == "ACK AE: OBR-18 missing" and refused.at == "2026-12-01T09:59:00Z"
+    assert refused.result == "ACK AE: OBR-18 missing" and refused.at == "2026-12-01T09:59:00.000Z"
 
 
 def test_times_from_either_recorder_read_as_utc() -> None:
@@ -93,3 +94,35 @@ def test_times_from_either_recorder_read_as_utc() -> None:
     assert iso("not a time") == "not a time"
     assert table_rows(Timeline("A1", "native", _rows()))[0][:3] == ["10:00:00.100Z", "HIS → RIS",
                                                                     "RAD-2"]  # fmt: skip
+
+
+def test_feed_rows_queries_stores_and_refused_associations() -> None:
+    feed = [
+        {"t": "2026-12-01T10:00:01.000+00:00", "service": "mwl-find", "calling": "MOD1",
+         "called": "PACS", "keys": {"AccessionNumber": "A1"}, "matches": 1, "status": 0},
+        # A station's list within the order's lifetime, and one naming another order.
+        {"t": "2026-12-01T10:00:02+00:00", "service": "mwl-find", "calling": "MOD1",
+         "called": "PACS", "keys": {"ScheduledStationAETitle": "MOD1"}, "matches": 3,
+         "matches_from": "worklist folder"},
+        {"t": "2026-12-01T10:00:02.500+00:00", "service": "mwl-find", "calling": "MOD1",
+         "called": "PACS", "keys": {"AccessionNumber": "A2"}, "matches": 1},
+        {"t": "2026-12-01T10:00:12.100+00:00", "service": "store", "calling": "MOD1",
+         "called": "PACS", "sop_instance_uid": "1.2.5", "status": 0},
+        {"t": "2026-12-01T10:00:13.000+00:00", "service": "store", "calling": "MOD1",
+         "called": "PACS", "sop_instance_uid": "7.7", "status": 0},
+        {"t": "2026-12-01T10:00:14.000+00:00", "service": "association", "calling": "MOD1",
+         "called": "WRONG", "accepted": False, "reason": "called AE title not recognised"},
+        {"t": "2026-12-01T11:00:00.000+00:00", "service": "association", "calling": "MOD1",
+         "called": "WRONG", "accepted": False, "reason": "later, another order's"},
+    ]  # fmt: skip
+    rows, stored = from_lab_events(feed, "A1", {"1.2.5"}, ("2026-12-01T10:00:00.100+00:00",
+                                                         "2026-12-01T10:00:20.040+00:00"))  # fmt: skip
+    assert stored == {"1.2.5"}
+    assert [r.transaction.split()[0] for r in rows] == ["RAD-5", "RAD-5", "RAD-8", "association"]
+    assert rows[0].result == "1 match(es)" and rows[0].at == "2026-12-01T10:00:01.000Z"
+    assert "names no accession" in rows[1].message and "Orthanc records no count" in rows[1].result
+    assert rows[2].sender == "MOD1" and rows[3].result.startswith("rejected")
+    # Seconds-only rows go among their second's rows by the workflow's order, the rest by time.
+    late = from_order_events(EVENTS, "RIS", "MPPS") + rows
+    assert [r.transaction.split()[0] for r in ordered(late)] == [
+        "RAD-2", "RAD-5", "RAD-5", "RAD-6", "RAD-8", "RAD-7", "association"]  # fmt: skip
