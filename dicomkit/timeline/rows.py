@@ -23,8 +23,8 @@ RAD = {
 }
 # Within one second, rows follow the workflow's order: Orthanc records seconds only.
 _RANK = {RAD[k]: i for i, k in enumerate(
-    ("order", "patient", "worklist", "mpps_start", "store", "mpps_end", "mpps_stop", "commit",
-     "query", "retrieve"))}  # fmt: skip
+    ("order", "patient", "worklist", "mpps_start", "store", "mpps_end", "mpps_stop", "query",
+     "commit", "retrieve"))}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -228,8 +228,8 @@ def _matches(e: dict[str, Any]) -> str:
     if n is None:
         return f"{said}answered (match count not recorded)"
     if e.get("matches_from"):
-        # Orthanc does not record its count: it was counted over the worklist as it is now.
-        return f"{said}{n} match(es) in the worklist now (Orthanc records no count)"
+        # Counted over the worklist as it is now, not as it was then: not this query's answer.
+        return f"{said}answered (Orthanc records no match count)"
     return f"{said}{n} match(es)"
 
 

@@ -120,7 +120,10 @@ def test_feed_rows_queries_stores_and_refused_associations() -> None:
     assert stored == {"1.2.5"}
     assert [r.transaction.split()[0] for r in rows] == ["RAD-5", "RAD-5", "RAD-8", "association"]
     assert rows[0].result == "1 match(es)" and rows[0].at == "2026-12-01T10:00:01.000Z"
-    assert "names no accession" in rows[1].message and "Orthanc records no count" in rows[1].result
+    assert (
+        "names no accession" in rows[1].message
+        and "Orthanc records no match count" in rows[1].result
+    )
     assert rows[2].sender == "MOD1" and rows[3].result.startswith("rejected")
     # Seconds-only rows go among their second's rows by the workflow's order, the rest by time.
     late = from_order_events(EVENTS, "RIS", "MPPS") + rows
