@@ -5,6 +5,7 @@ reads the report there. Then it asks about an instance the PACS never received (
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +39,26 @@ def _show_me(ctx: LabContext, values: Values) -> None:
     out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
 
 
-@task("commit-study", _prepare, _show_me)
-def commit_study(ctx: LabContext, values: Values) -> Seen | None:
-    docs = [d for d in json_answers(Path(values["workdir"]))
-            if isinstance(d, dict) and "transaction_uid" in d]  # fmt: skip
+def commitment_seen(folder: Path, accession: str) -> tuple[Seen | None, dict[str, Any]]:
+    """The last commitment report saved in ``folder`` (`dicomkit commit --json`), in words."""
+    docs = [d for d in json_answers(folder) if isinstance(d, dict) and "transaction_uid" in d]
     if not docs:
-        return None
+        return None, {}
     doc = docs[-1]
     if not doc.get("ok"):
-        return Seen(False, f"a commitment report with {doc.get('failed')} failed instance(s)")
-    return Seen(True, f"the PACS committed {doc['committed']} instance(s) of {values['accession']} "
+        return Seen(False, f"a commitment report with {doc.get('failed')} failed instance(s)"), doc
+    return Seen(True, f"the PACS committed {doc['committed']} instance(s) of {accession} "
                 f"(transaction {doc['transaction_uid']}, report on the {doc['association']} "
-                "association)", {"commit_accession": values["accession"],
-                "commit_transaction_uid": doc["transaction_uid"]})  # fmt: skip
+                "association)"), doc  # fmt: skip
+
+
+@task("commit-study", _prepare, _show_me)
+def commit_study(ctx: LabContext, values: Values) -> Seen | None:
+    seen, doc = commitment_seen(Path(values["workdir"]), values["accession"])
+    if seen is None or not seen.ok:
+        return seen
+    return replace(seen, outcomes={"commit_accession": values["accession"],
+                                   "commit_transaction_uid": doc["transaction_uid"]})  # fmt: skip
 
 
 @action("commit_unknown")

@@ -8,34 +8,25 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dicomkit import ui
-from dicomkit.errors import DicomkitError, RisError
+from dicomkit.errors import DicomkitError
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.steps.lesson03_query_the_worklist import worklist_rows
 from dicomkit.tutor.steps.lesson04_acquire_an_image import make_from_worklist
 from dicomkit.tutor.steps.lesson09_orders_arrive_as_hl7 import orm
-from dicomkit.tutor.steps.lesson12_storage_commitment import commit_instances
-from dicomkit.tutor.watch_lab import clear_answers, json_answers, sop_in_pacs, workdir
+from dicomkit.tutor.steps.lesson10_the_modality_reports_mpps import ris_order
+from dicomkit.tutor.steps.lesson12_storage_commitment import commit_instances, commitment_seen
+from dicomkit.tutor.watch_lab import clear_answers, sop_in_pacs, workdir
 
 LESSON = 14
 PATIENT = "TUTOR^MARIE"  # synthetic: never a real patient in a lab
 # The transactions a whole run leaves in the timeline, in the order the workflow makes them.
 EXPECTED = ("RAD-2", "RAD-6", "RAD-8", "RAD-7", "RAD-10")
-
-
-def _order(ctx: LabContext, accession: str) -> dict[str, Any] | None:
-    from dicomkit.ris.client import RisClient
-
-    try:
-        return RisClient(ctx.endpoints.ris_url, timeout=ctx.cfg.timeout).get_order(accession)
-    except RisError as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def _accession(ctx: LabContext) -> str:
@@ -73,7 +64,7 @@ def swf_order(ctx: LabContext, values: Values) -> Seen | None:
     from dicomkit.ris.client import RisClient
 
     accession = values["accession"]
-    order = _order(ctx, accession)
+    order = ris_order(ctx, accession)
     if order is None:
         journal = RisClient(ctx.endpoints.ris_url, timeout=ctx.cfg.timeout).hl7_messages()
         refused = [m for m in journal if m.get("accession") == accession and m["ack"] != "AA"]
@@ -135,22 +126,28 @@ def _show_me_start(ctx: LabContext, values: Values) -> None:
 
 
 def _status(ctx: LabContext, accession: str) -> str:
-    order = _order(ctx, accession)
+    order = ris_order(ctx, accession)
     if order is None:
         raise DicomkitError(f"no order {accession} in the RIS any more",
                             "rerun `dicomkit lesson 14` for a new order")  # fmt: skip
     return str(order.get("status") or "SCHEDULED")
 
 
+def _step_seen(ctx: LabContext, accession: str, before: str, after: str) -> Seen | None:
+    """The order's status while the learner moves it from ``before`` to ``after``."""
+    status = _status(ctx, accession)
+    if status == before:
+        return None
+    if status != after:
+        return Seen(False, f"order {accession} is {status}: rerun `dicomkit lesson 14`")
+    how = "N-CREATE" if after == "IN PROGRESS" else "N-SET"
+    return Seen(True, f"order {accession} {after} in the RIS: the MPPS SCP took your {how} and "
+                "told it")  # fmt: skip
+
+
 @task("swf-start", _accession_values, _show_me_start)
 def swf_start(ctx: LabContext, values: Values) -> Seen | None:
-    status = _status(ctx, values["accession"])
-    if status == "SCHEDULED":
-        return None
-    if status != "IN PROGRESS":
-        return Seen(False, f"order {values['accession']} is {status}: rerun `dicomkit lesson 14`")
-    return Seen(True, f"order {values['accession']} IN PROGRESS in the RIS: the MPPS SCP took "
-                "your N-CREATE and told it")  # fmt: skip
+    return _step_seen(ctx, values["accession"], "SCHEDULED", "IN PROGRESS")
 
 
 def _show_me_complete(ctx: LabContext, values: Values) -> None:
@@ -162,13 +159,7 @@ def _show_me_complete(ctx: LabContext, values: Values) -> None:
 
 @task("swf-complete", _accession_values, _show_me_complete)
 def swf_complete(ctx: LabContext, values: Values) -> Seen | None:
-    status = _status(ctx, values["accession"])
-    if status == "IN PROGRESS":
-        return None
-    if status != "COMPLETED":
-        return Seen(False, f"order {values['accession']} is {status}: rerun `dicomkit lesson 14`")
-    return Seen(True, f"order {values['accession']} COMPLETED in the RIS; its worklist item is "
-                "gone")  # fmt: skip
+    return _step_seen(ctx, values["accession"], "IN PROGRESS", "COMPLETED")
 
 
 # ---- 4. and 5. the image (RAD-8) ------------------------------------------------------------
@@ -253,16 +244,10 @@ def _show_me_commit(ctx: LabContext, values: Values) -> None:
 
 @task("swf-commit", _prepare_commit, _show_me_commit)
 def swf_commit(ctx: LabContext, values: Values) -> Seen | None:
-    docs = [d for d in json_answers(Path(values["workdir"]))
-            if isinstance(d, dict) and "transaction_uid" in d]  # fmt: skip
-    if not docs:
-        return None
-    doc = docs[-1]
-    if not doc.get("ok"):
-        return Seen(False, f"a commitment report with {doc.get('failed')} failed instance(s)")
-    return Seen(True, f"the PACS committed {doc['committed']} instance(s) of "
-                f"{values['accession']} (transaction {doc['transaction_uid']})",
-                {"swf_accession": values["accession"]})  # fmt: skip
+    seen, _ = commitment_seen(Path(values["workdir"]), values["accession"])
+    if seen is None or not seen.ok:
+        return seen
+    return replace(seen, outcomes={"swf_accession": values["accession"]})
 
 
 # ---- the timeline ---------------------------------------------------------------------------
