@@ -602,8 +602,10 @@ def test_ctrl_c_during_up_leaves_nothing_unmanageable(docker_ready: None, tmp_pa
 
 def test_the_capstone_timeline_on_docker(lab: DockerLab, tmp_path: Path) -> None:
     """The Scheduled Workflow of lesson 14 with the CLI, then `dicomkit timeline`: the RIS's and
-    the MPPS container's records, Orthanc's instance metadata and the commitment record; what
-    this engine does not record (no event feed) is said, not left out."""
+    the MPPS container's records and Orthanc's instance metadata; what this engine does not
+    record (no event feed) is said, not left out. No storage commitment: Orthanc in its
+    container reports to the DICOMKIT AE at 127.0.0.1 (compose/orthanc.json), its own loopback,
+    so the N-EVENT-REPORT never reaches the host (lesson 12 has the same gap on docker)."""
     from dicomkit.tutor.steps.lesson09_orders_arrive_as_hl7 import orm
 
     acc = "DK-SWF-1"
@@ -612,14 +614,14 @@ def test_the_capstone_timeline_on_docker(lab: DockerLab, tmp_path: Path) -> None
     img = tmp_path / "img.dcm"
     for args in (("hl7", "send", str(msg)), ("mpps", "start", "--accession", acc),
                  ("make-image", "--accession", acc, "--out", str(img)), ("store", str(img)),
-                 ("mpps", "complete", "--accession", acc), ("commit", "--accession", acc)):  # fmt: skip
+                 ("mpps", "complete", "--accession", acc)):  # fmt: skip
         r = lab.cli(*args)
         assert r.code == 0, f"{args}: {r.out}{r.err}"
     r = lab.cli("timeline", "--accession", acc, "--json")
     assert r.code == 0, r.err
     tl = r.json()
     kinds = [x["transaction"].split()[0] for x in tl["rows"]]
-    assert kinds == ["RAD-2", "RAD-6", "RAD-8", "RAD-7", "RAD-10", "RAD-10"], kinds
+    assert kinds == ["RAD-2", "RAD-6", "RAD-8", "RAD-7"], kinds
     store = tl["rows"][2]
     assert store["sender"] == lab.cfg.aet and "." not in store["at"]  # Orthanc's RemoteAET, seconds
     assert tl["rows"][1]["receiver"] == lab.cfg.mpps_aet
