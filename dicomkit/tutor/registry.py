@@ -37,8 +37,8 @@ class Task:
 TASKS: dict[str, Task] = {}
 # Placeholders a task's prepare() may add to the lab's {{values}} (the content test knows them).
 TASK_VALUES = (
-    "accession", "workdir", "image", "patient_name", "today", "yesterday", "tutor_port",
-    "tutor_aet", "study_uid", "script", "j2k", "j2k_flag", "answers", "birth_date",
+    "accession", "workdir", "image", "patient_name", "today", "yesterday",
+    "study_uid", "script", "j2k", "j2k_flag", "birth_date",
     "hl7_file", "retrieve_port",
 )  # fmt: skip
 

@@ -67,16 +67,16 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.sendline(f"  {lab.cfg.pacs_aet.lower()} ")  # free text: case and spaces do not matter
     child.expect("Right")
     # The task: hints one at a time (the goal, then the tool, then the command), then "show me".
-    child.expect("Your turn: Echo the tutor's AE")
+    child.expect("Your turn: Echo the PACS yourself")
     child.expect("the tutor watches the lab")
     child.sendline("h")
     child.expect(r"Hint 1/3")
     child.sendline("h")
     child.expect(r"Hint 2/3:\s+Use DCMTK's echoscu")
     child.sendline("h")
-    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aet")
+    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aec")
     child.sendline("s")
-    child.expect("The tutor saw a C-ECHO from calling AE")
+    child.expect("The tutor saw a C-ECHO arrive at the PACS from calling AE ECHOSCU")
     child.expect(r"Your answer \(a number 1-3\)")
     child.sendline("7")  # not an answer at all: asked again, not counted
     child.expect("Please answer with a number 1-3")
@@ -90,7 +90,7 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.close()
     assert child.exitstatus == 0
     state = progress(lab)["lessons"]["1"]
-    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-tutor": "shown"}
+    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-pacs": "shown"}
 
 
 def test_ctrl_c_mid_lesson_leaves_progress_consistent(lab: Lab) -> None:
