@@ -46,6 +46,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
+FEED_ENGINES = frozenset({"embedded", "native"})  # the engines whose PACS writes the feed
 # Sent by the tutor's own REST looks at the lab: the feed leaves them out.
 PROBE_HEADER = "x-dicomkit-probe"
 ORTHANC_LOG = Path("logs") / "orthanc.log"  # under the lab folder (config.LabConfig.log_dir)
@@ -302,6 +303,7 @@ def orthanc_log_events(lines: list[str], pacs_aet: str = "") -> list[LabEvent]:
 
 __all__ = [
     "EVENTS_FILE",
+    "FEED_ENGINES",
     "PROBE_HEADER",
     "EventWriter",
     "LabEvent",

@@ -31,7 +31,7 @@ class Task:
     prepare: Callable[[LabContext], Values]  # sets the scene; values for the goal and hints
     probe: Callable[[LabContext, Values], Seen | None]  # None: nothing to see yet
     show_me: Callable[[LabContext, Values], None]  # the tutor does it (--show-me)
-    needs: str = ""  # "dicomweb": cannot be done on a lab without it
+    needs: str = ""  # "dicomweb" / "events" (the lab's event feed): not doable on a lab without it
 
 
 TASKS: dict[str, Task] = {}

@@ -143,3 +143,14 @@ def date_covers(value: str | None, day: str) -> bool:
         return value == day
     start, _, end = value.partition("-")
     return (not start or start <= day) and (not end or day <= end)
+
+
+def age_s(event: LabEvent) -> float:
+    """Seconds since the event (0 when its time is unreadable)."""
+    import datetime as _dt
+
+    try:
+        t = _dt.datetime.fromisoformat(event.t)
+    except ValueError:
+        return 0.0
+    return (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()

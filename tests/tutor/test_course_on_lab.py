@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dicomkit.labevents import EVENTS_FILE
 from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
@@ -42,6 +43,8 @@ def lab_snapshot(lab: Lab) -> dict[str, Any]:
     skip = {"logs", "db", "storage", "images", "journal", "ris"}
     for path in sorted(lab.cfg.lab_dir.rglob("*")):
         rel = path.relative_to(lab.cfg.lab_dir)
+        if path.name.startswith(EVENTS_FILE):
+            continue  # what the lab saw, like its logs: not its configuration
         if path.is_file() and not skip & set(rel.parts):
             files[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"status": status.json(), "files": files}

@@ -68,7 +68,7 @@ def _show_me_echo(ctx: LabContext, values: Values) -> None:
     _echo(ctx, ctx.pacs, "PACS", calling="ECHOSCU")
 
 
-@task("echo-pacs", _prepare_echo, _show_me_echo)
+@task("echo-pacs", _prepare_echo, _show_me_echo, needs="events")
 def echo_pacs_yourself(ctx: LabContext, values: Values) -> Seen | None:
     """The C-ECHO the PACS saw arrive, with the calling and called AE titles it carried."""
     events = lab_saw(ctx, values, "association", "echo")

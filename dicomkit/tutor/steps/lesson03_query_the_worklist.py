@@ -124,7 +124,7 @@ def judge_worklist_find(ctx: LabContext, e: LabEvent, station: str, day: str) ->
                 {"learner_query_matches": e.get("matches")})  # fmt: skip
 
 
-@task("query-worklist", _prepare, _show_me)
+@task("query-worklist", _prepare, _show_me, needs="events")
 def query_worklist(ctx: LabContext, values: Values) -> Seen | None:
     """The worklist C-FIND the MWL SCP saw from the learner, with its match count."""
     finds = lab_saw(ctx, values, "mwl-find")

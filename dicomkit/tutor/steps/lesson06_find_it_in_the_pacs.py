@@ -31,7 +31,7 @@ def _show_me(ctx: LabContext, values: Values) -> None:
 STUDY_SEARCHES = {("POST", "/tools/find"), ("GET", "/dicom-web/studies")}
 
 
-@task("find-study", _prepare, _show_me)
+@task("find-study", _prepare, _show_me, needs="events")
 def find_study(ctx: LabContext, values: Values) -> Seen | None:
     """The study search the PACS saw: a Study Root C-FIND (its keys and match count) or a REST
     or QIDO-RS search (the feed keeps no query string or body: patient names may be in them)."""

@@ -17,6 +17,7 @@ from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, task
 from dicomkit.tutor.steps.lesson03_query_the_worklist import judge_worklist_find, today
 from dicomkit.tutor.watch_lab import (
+    age_s,
     lab_saw,
     matched,
     rejected_association,
@@ -27,6 +28,7 @@ from dicomkit.tutor.watch_lab import (
 
 ROGUE_AET = "ROGUE"  # a calling AE title the lab's PACS does not know
 OTHER_STATION = "CT_ROOM_2"
+ASSOCIATION_GRACE_S = 3.0  # an association seen without its C-FIND yet: wait this long to judge
 J2K_FLAGS = {"1.2.840.10008.1.2.4.90": "-xv", "1.2.840.10008.1.2.4.91": "-xw"}  # storescu
 
 
@@ -109,7 +111,7 @@ def _show_me_called(ctx: LabContext, values: Values) -> None:
         raise DicomkitError("the PACS did not store the image", "see `dicomkit logs pacs`")
 
 
-@task("fix-called-ae", _prepare_called, _show_me_called)
+@task("fix-called-ae", _prepare_called, _show_me_called, needs="events")
 def fix_called_ae(ctx: LabContext, values: Values) -> Seen | None:
     seen = _stored(ctx, values, Path(values["image"]).name)
     if seen is None or not seen.ok:
@@ -157,7 +159,7 @@ def _served(events: list[LabEvent], calling: str) -> bool:
     return any(e.service == "mwl-find" and e.calling == calling for e in events)
 
 
-@task("fix-calling-ae", _prepare_calling, _show_me_calling)
+@task("fix-calling-ae", _prepare_calling, _show_me_calling, needs="events")
 def fix_calling_ae(ctx: LabContext, values: Values) -> Seen | None:
     """The worklist C-FIND the worklist answered, or the refusal it gave the unknown AE."""
     events = lab_saw(ctx, values, "association", "mwl-find")
@@ -168,15 +170,15 @@ def fix_calling_ae(ctx: LabContext, values: Values) -> Seen | None:
     if e.service == "association":
         if e.get("accepted") is False:
             return rejected_association(ctx, [e])
-        if _served(events, e.calling):
-            return None  # its C-FIND is still being answered
+        if _served(events, e.calling) or age_s(e) < ASSOCIATION_GRACE_S:
+            return None  # its C-FIND may still be on its way into the feed
         # Orthanc aborts a worklist C-FIND from an AE it does not know: no C-FIND event.
         return Seen(False, f"an association from calling AE {e.calling}, and no worklist "
                     "C-FIND answered on it")  # fmt: skip
     asked = f"the worklist C-FIND from {e.calling}"
     status = e.get("status")
     if isinstance(status, int) and status != 0:
-        return Seen(False, f"the worklist refused {asked.removeprefix('the ')} "
+        return Seen(False, f"the worklist refuse the C-FIND from calling AE {e.calling} "
                     f"({status_text(status, 'find')})")  # fmt: skip
     if (e.get("keys") or {}).get("AccessionNumber") != accession or not e.get("matches"):
         return Seen(False, f"{asked} {matched(e)}: ask for your order {accession}")
@@ -231,7 +233,7 @@ def _show_me_j2k(ctx: LabContext, values: Values) -> None:
         raise DicomkitError("the PACS did not store the JPEG 2000 file", "see `dicomkit logs pacs`")
 
 
-@task("fix-j2k", _prepare_j2k, _show_me_j2k)
+@task("fix-j2k", _prepare_j2k, _show_me_j2k, needs="events")
 def fix_j2k(ctx: LabContext, values: Values) -> Seen | None:
     seen = _stored(ctx, values, "the JPEG 2000 file")
     if seen is None or not seen.ok:
@@ -268,7 +270,7 @@ def _show_me_empty(ctx: LabContext, values: Values) -> None:
     _query(ctx, ctx.aet, values["today"], "")
 
 
-@task("fix-empty-worklist", _prepare_empty, _show_me_empty)
+@task("fix-empty-worklist", _prepare_empty, _show_me_empty, needs="events")
 def fix_empty_worklist(ctx: LabContext, values: Values) -> Seen | None:
     finds = lab_saw(ctx, values, "mwl-find")
     if not finds:
