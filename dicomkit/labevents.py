@@ -33,6 +33,7 @@ associations and C-ECHOs come from its log with milliseconds. Docker's Orthanc w
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -100,6 +101,7 @@ class EventWriter:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._fd: int | None = None  # kept open: one write per event, not open+write+close
 
     def emit(self, service: str, calling: str = "", called: str = "", **fields: Any) -> None:
         if self.path is None:
@@ -109,22 +111,30 @@ class EventWriter:
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         try:
             with self._lock:
-                self._rotate()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, line)  # one write: readers never see half a line of ours
-                finally:
-                    os.close(fd)
+                fd = self._open()
+                os.write(fd, line)  # one O_APPEND write: readers never see half a line of ours
         except OSError as exc:
             log.warning("cannot write the lab's event feed %s: %s", self.path, exc)
+            self.close()
 
-    def _rotate(self) -> None:
+    def _open(self) -> int:
         assert self.path is not None
-        try:
-            if self.path.stat().st_size > MAX_BYTES:
+        if self._fd is not None:
+            st = os.fstat(self._fd)
+            if st.st_size > MAX_BYTES:
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        except FileNotFoundError:
-            pass
+                self.close()
+            elif st.st_nlink == 0:  # someone removed the file: start a new one
+                self.close()
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True)
