@@ -4,31 +4,36 @@ The feed is ``<lab>/events.jsonl`` (``events_path``): one JSON object per line, 
 a single ``write`` (O_APPEND), so a reader sees whole lines or an unfinished last line it skips.
 A JSON-lines file rather than parsed log text: log wording changes between versions and logs
 may hold patient data; rather than an HTTP endpoint: it outlives the PACS process, needs no
-port, and Orthanc's Lua writes the same lines (``orthanc_lua``).
+port, and Orthanc's Lua writes the same lines (compose/events.lua).
 
-Every event has ``t`` (UTC, ISO 8601), ``service``, ``calling`` and ``called`` (AE titles, or
-the client address for HTTP); then per service:
+Every event has ``t`` (UTC, ISO 8601), ``service``, ``calling`` and ``called`` (AE titles; for
+HTTP the client address and the PACS's AE title, or "" on Orthanc); then per service:
 
 =============  =================================================================================
 association    ``accepted`` (bool), ``reason`` when rejected
 echo           ``status`` (0 = Success)
 mwl-find       ``matches`` (int, or None when unknown), ``status``, ``keys``
 find           ``level``, ``matches``, ``status``, ``keys`` (Patient/Study Root C-FIND)
-store          ``sop_instance_uid``, ``status``
+store          ``sop_instance_uid``, ``status`` (0 = stored)
 http           ``method``, ``path`` (no query string: it may hold patient names), ``status``
 =============  =================================================================================
 
-``keys``: the matching keys a query set, by keyword; only the values of ``RECORDED_KEYS`` are
-kept (station, dates, modality, accession, level), any other key's value is ``None``.
+``keys``: the matching keys a query set, by keyword (by tag from Orthanc); only the values of
+``RECORDED_KEYS`` are kept (station, dates, modality, accession, level), others map to None.
+A field an engine cannot know is absent (Orthanc: ``status`` of finds and HTTP, ``matches``
+of study finds).
 
-Writers: the embedded PACS (``EventWriter``); native Orthanc through the Lua script
-``orthanc_lua`` writes (finds, worklist finds, stores, HTTP), and the associations and
-C-ECHOs Orthanc logs in its ``dicom`` category (which Orthanc de-identifies) are read from its
-log by ``read_feed`` (Orthanc 1.10 has no Lua callback for either).
+Writers: the embedded PACS (``EventWriter``, pacs/server.py and pacs/lean.py). Native Orthanc:
+compose/events.lua (``LuaScripts``) writes finds, worklist finds, stores and HTTP requests;
+the associations and C-ECHOs that Orthanc logs in its ``dicom`` category (--verbose-dicom,
+de-identified by Orthanc) are read from its log by ``read_feed`` (Orthanc 1.10 has no Lua
+callback for either), and a worklist find's ``matches`` is counted over the worklist folder
+(``matches_from``). Docker's Orthanc writes no feed (``FEED_ENGINES``).
 
-Readers: ``mark(lab_dir)`` where a watch starts, ``read_feed(lab_dir, since, pacs_aet)`` the
-events after it (``LabEvent``), in time order. Orthanc's Lua clock has whole seconds; its
-associations and C-ECHOs come from its log with milliseconds. Docker's Orthanc writes no feed.
+Readers: ``mark(lab_dir)`` where a watch starts (``str(m)`` / ``Mark.parse`` to keep it),
+``read_feed(lab_dir, since, pacs_aet)`` the events after it (``LabEvent``: ``.service``,
+``.calling``, ``.called``, ``.t``, ``.get(field)``), in time order. Orthanc's Lua clock has
+whole seconds; the events from its log have milliseconds.
 """
 
 from __future__ import annotations

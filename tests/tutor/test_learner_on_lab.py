@@ -214,7 +214,7 @@ def test_watch_advances_when_the_lab_shows_the_result(lab: Lab) -> None:
                           encoding="utf-8", timeout=60, dimensions=(50, 120))  # fmt: skip
     child.expect("your turn: Fix the send button")
     do_task(lab, 8, "fix-called-ae")  # from the second shell, with the real storescu
-    child.expect("the tutor saw the PACS stored")
+    child.expect(spaced("the tutor saw a C-STORE of next-image.dcm"))  # what the PACS saw
     child.expect("your turn: Fix the morning worklist")  # advanced on its own
     child.sendline("h")
     child.expect("Hint 1/3")
