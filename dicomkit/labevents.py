@@ -4,35 +4,41 @@ The feed is ``<lab>/events.jsonl`` (``events_path``): one JSON object per line, 
 a single ``write`` (O_APPEND), so a reader sees whole lines or an unfinished last line it skips.
 A JSON-lines file rather than parsed log text: log wording changes between versions and logs
 may hold patient data; rather than an HTTP endpoint: it outlives the PACS process, needs no
-port, and Orthanc's Lua writes the same lines (``orthanc_lua``).
+port, and Orthanc's Lua writes the same lines (compose/events.lua).
 
-Every event has ``t`` (UTC, ISO 8601), ``service``, ``calling`` and ``called`` (AE titles, or
-the client address for HTTP); then per service:
+Every event has ``t`` (UTC, ISO 8601), ``service``, ``calling`` and ``called`` (AE titles; for
+HTTP the client address and the PACS's AE title, or "" on Orthanc); then per service:
 
 =============  =================================================================================
 association    ``accepted`` (bool), ``reason`` when rejected
 echo           ``status`` (0 = Success)
 mwl-find       ``matches`` (int, or None when unknown), ``status``, ``keys``
 find           ``level``, ``matches``, ``status``, ``keys`` (Patient/Study Root C-FIND)
-store          ``sop_instance_uid``, ``status``
+store          ``sop_instance_uid``, ``status`` (0 = stored)
 http           ``method``, ``path`` (no query string: it may hold patient names), ``status``
 =============  =================================================================================
 
-``keys``: the matching keys a query set, by keyword; only the values of ``RECORDED_KEYS`` are
-kept (station, dates, modality, accession, level), any other key's value is ``None``.
+``keys``: the matching keys a query set, by keyword (by tag from Orthanc); only the values of
+``RECORDED_KEYS`` are kept (station, dates, modality, accession, level), others map to None.
+A field an engine cannot know is absent (Orthanc: ``status`` of finds and HTTP, ``matches``
+of study finds).
 
-Writers: the embedded PACS (``EventWriter``); native Orthanc through the Lua script
-``orthanc_lua`` writes (finds, worklist finds, stores, HTTP), and the associations and
-C-ECHOs Orthanc logs in its ``dicom`` category (which Orthanc de-identifies) are read from its
-log by ``read_feed`` (Orthanc 1.10 has no Lua callback for either).
+Writers: the embedded PACS (``EventWriter``, pacs/server.py and pacs/lean.py). Native Orthanc:
+compose/events.lua (``LuaScripts``) writes finds, worklist finds, stores and HTTP requests;
+the associations and C-ECHOs that Orthanc logs in its ``dicom`` category (--verbose-dicom,
+de-identified by Orthanc) are read from its log by ``read_feed`` (Orthanc 1.10 has no Lua
+callback for either), and a worklist find's ``matches`` is counted over the worklist folder
+(``matches_from``). Docker's Orthanc writes no feed (``FEED_ENGINES``).
 
-Readers: ``mark(lab_dir)`` where a watch starts, ``read_feed(lab_dir, since, pacs_aet)`` the
-events after it (``LabEvent``), in time order. Orthanc's Lua clock has whole seconds; its
-associations and C-ECHOs come from its log with milliseconds. Docker's Orthanc writes no feed.
+Readers: ``mark(lab_dir)`` where a watch starts (``str(m)`` / ``Mark.parse`` to keep it),
+``read_feed(lab_dir, since, pacs_aet)`` the events after it (``LabEvent``: ``.service``,
+``.calling``, ``.called``, ``.t``, ``.get(field)``), in time order. Orthanc's Lua clock has
+whole seconds; the events from its log have milliseconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -46,6 +52,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
+FEED_ENGINES = frozenset({"embedded", "native"})  # the engines whose PACS writes the feed
 # Sent by the tutor's own REST looks at the lab: the feed leaves them out.
 PROBE_HEADER = "x-dicomkit-probe"
 ORTHANC_LOG = Path("logs") / "orthanc.log"  # under the lab folder (config.LabConfig.log_dir)
@@ -99,6 +106,7 @@ class EventWriter:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._fd: int | None = None  # kept open: one write per event, not open+write+close
 
     def emit(self, service: str, calling: str = "", called: str = "", **fields: Any) -> None:
         if self.path is None:
@@ -108,22 +116,30 @@ class EventWriter:
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         try:
             with self._lock:
-                self._rotate()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, line)  # one write: readers never see half a line of ours
-                finally:
-                    os.close(fd)
+                fd = self._open()
+                os.write(fd, line)  # one O_APPEND write: readers never see half a line of ours
         except OSError as exc:
             log.warning("cannot write the lab's event feed %s: %s", self.path, exc)
+            self.close()
 
-    def _rotate(self) -> None:
+    def _open(self) -> int:
         assert self.path is not None
-        try:
-            if self.path.stat().st_size > MAX_BYTES:
+        if self._fd is not None:
+            st = os.fstat(self._fd)
+            if st.st_size > MAX_BYTES:
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        except FileNotFoundError:
-            pass
+                self.close()
+            elif st.st_nlink == 0:  # someone removed the file: start a new one
+                self.close()
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +318,7 @@ def orthanc_log_events(lines: list[str], pacs_aet: str = "") -> list[LabEvent]:
 
 __all__ = [
     "EVENTS_FILE",
+    "FEED_ENGINES",
     "PROBE_HEADER",
     "EventWriter",
     "LabEvent",

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # well-known SOP Instance (PS3.4 J.3.5)
 REQUEST_COMMITMENT = 1  # Action Type ID (PS3.4 Table J.3-1)
-FAILURE_REASONS = {  # PS3.4 J.3.3.1.3 (Failure Reason)
+FAILURE_REASONS = {  # PS3.3 C.14.1.1 (Failure Reason)
     0x0110: "processing failure",
     0x0112: "no such object instance",
     0x0213: "resource limitation",

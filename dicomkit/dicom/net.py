@@ -55,9 +55,14 @@ STATUS_NAMES: dict[int, str] = {
 
 def status_name(code: int | None, service: str = "") -> str:
     """``service`` "find": Cxxx is "Unable to process" for C-FIND (PS3.4 C.4.1.1.4), where
-    for C-STORE it is "Cannot understand" (PS3.4 B.2.3)."""
+    for C-STORE it is "Cannot understand" (PS3.4 B.2.3); "retrieve" (C-MOVE/C-GET) reads them
+    as "find" does, and B000 as sub-operations complete with failures (PS3.4 C.4.2.1.5)."""
     if code is None:
         return "no response (association lost)"
+    if service == "retrieve" and code == 0xB000:  # PS3.4 Table C.4-2 / C.4-3
+        return "Warning: sub-operations complete, one or more failures"
+    if service == "retrieve":
+        service = "find"  # Cxxx and A9xx mean what they mean for C-FIND
     if service == "find" and 0xC000 <= code <= 0xCFFF:
         return "Failure: unable to process"
     if service == "find" and 0xA900 <= code <= 0xA9FF:
@@ -145,7 +150,10 @@ def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 _REJECT_HINTS = {
     # (source, reason) -> hint; PS3.8 9.3.4 A-ASSOCIATE-RJ
-    (1, 2): "the peer does not know your calling AE title: register it on the peer, or use --aet",
+    (
+        1,
+        2,
+    ): "the peer does not support the proposed application context name (PS3.8 Table 9-21, reason 2): is it a DICOM peer?",
     (1, 3): "the peer does not know your calling AE title: register it on the peer, or use --aet",
     (
         1,

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.4 Refused: Move Destination unknown
+MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5 Refused: Move Destination unknown
 
 
 class StudyNotFound(UsageError):
@@ -103,8 +103,9 @@ def _prepare_out(out_dir: Path) -> None:
 def _take(report: RetrieveReport, rsp: Any) -> None:
     """Record one C-MOVE/C-GET response's status and sub-operation counts (PS3.4 C.4.2.1.5)."""
     code = int(rsp.Status) if rsp is not None and "Status" in rsp else None
-    report.status, report.status_name = code, status_name(code, "find")  # C-MOVE/C-GET: Cxxx
-    # is "Unable to process", A9xx "Identifier does not match SOP class" (PS3.4 C.4.2.1.4)
+    # C-MOVE/C-GET: Cxxx is "Unable to process", A9xx "Identifier does not match SOP class",
+    # B000 "Sub-operations complete, one or more failures" (PS3.4 C.4.2.1.5 / C.4.3.1.4)
+    report.status, report.status_name = code, status_name(code, "retrieve")
     if rsp is None:
         return
     for attr, key in (("completed", "NumberOfCompletedSuboperations"),

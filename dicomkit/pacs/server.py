@@ -510,6 +510,7 @@ class PacsServer:
             self._http.server_close()
         self.ae.shutdown()
         self.index.close()
+        self.events.close()
 
     def status(self) -> dict[str, Any]:
         from dicomkit.pacs import VERSION

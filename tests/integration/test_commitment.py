@@ -43,7 +43,7 @@ def test_commit_unknown_instance_fails_with_0x0112(lab: Lab, tmp_path: Path) -> 
     assert d["committed"] == 1 and d["failed"] == 1
     [failed] = [i for i in d["instances"] if not i["committed"]]
     assert failed["sop_instance_uid"] == str(pydicom.dcmread(never).SOPInstanceUID)
-    assert failed["failure_reason"] == 0x0112  # PS3.4 J.3.3.1.3 No such object instance
+    assert failed["failure_reason"] == 0x0112  # PS3.3 C.14.1.1 No such object instance
     r = lab.cli("commit", str(never))
     assert r.code == 1 and "FAILED" in r.out and "no such object instance" in r.out
 

@@ -91,7 +91,7 @@ def test_move_destination_unknown_names_the_fix(lab: Lab, tmp_path: Path) -> Non
     err = r.json()
     assert "message" in err, r.out
     assert "register" in err["hint"] and "--get" in err["hint"]
-    # PS3.4 C.4.2.1.4 0xA801 Move destination unknown; Orthanc 1.10 answers 0xC000 instead.
+    # PS3.4 C.4.2.1.5 0xA801 Move destination unknown; Orthanc 1.10 answers 0xC000 instead.
     want = 0xC000 if lab.engine == "native" else 0xA801
     assert err["details"]["status"] == want
     if want == 0xA801:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dicomkit.labevents import EVENTS_FILE
 from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
@@ -44,6 +45,8 @@ def lab_snapshot(lab: Lab) -> dict[str, Any]:
             "commitments.jsonl"}  # fmt: skip
     for path in sorted(lab.cfg.lab_dir.rglob("*")):
         rel = path.relative_to(lab.cfg.lab_dir)
+        if path.name.startswith(EVENTS_FILE):
+            continue  # what the lab saw, like its logs: not its configuration
         if path.is_file() and not skip & set(rel.parts):
             files[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"status": status.json(), "files": files}
@@ -69,16 +72,16 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.sendline(f"  {lab.cfg.pacs_aet.lower()} ")  # free text: case and spaces do not matter
     child.expect("Right")
     # The task: hints one at a time (the goal, then the tool, then the command), then "show me".
-    child.expect("Your turn: Echo the tutor's AE")
+    child.expect("Your turn: Echo the PACS yourself")
     child.expect("the tutor watches the lab")
     child.sendline("h")
     child.expect(r"Hint 1/3")
     child.sendline("h")
     child.expect(r"Hint 2/3:\s+Use DCMTK's echoscu")
     child.sendline("h")
-    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aet")
+    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aec")
     child.sendline("s")
-    child.expect("The tutor saw a C-ECHO from calling AE")
+    child.expect("The tutor saw a C-ECHO arrive at the PACS from calling AE ECHOSCU")
     child.expect(r"Your answer \(a number 1-3\)")
     child.sendline("7")  # not an answer at all: asked again, not counted
     child.expect("Please answer with a number 1-3")
@@ -92,7 +95,7 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.close()
     assert child.exitstatus == 0
     state = progress(lab)["lessons"]["1"]
-    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-tutor": "shown"}
+    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-pacs": "shown"}
 
 
 def test_ctrl_c_mid_lesson_leaves_progress_consistent(lab: Lab) -> None:

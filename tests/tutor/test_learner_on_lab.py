@@ -35,9 +35,30 @@ BROKEN = {
     "fix-calling-ae": ("UnableToProcess", "Abort"),
     "fix-j2k": ("Failed to send message",),
     "fix-empty-worklist": ("Received Final Find Response (Success)",),
-    # Lesson 11: PS3.4 C.4.2.1.4 says 0xA801; Orthanc 1.10 answers 0xC000 (Unable to process).
+    # Lesson 11: PS3.4 C.4.2.1.5 says 0xA801; Orthanc 1.10 answers 0xC000 (Unable to process).
     "fix-move": ("MoveDestinationUnknown", "UnableToProcess", "Failed"),
 }
+# What the tutor says it saw the lab's services see (the event feed), after the broken script
+# and after the learner's own command; {aet} and {pacs_aet} are the lab's.
+SEES_BROKEN = {
+    "fix-called-ae": "rejected",
+    "fix-calling-ae": "calling AE ROGUE",
+    "fix-empty-worklist": "matched 0 items",
+}
+SAW = {
+    "echo-pacs": "a C-ECHO arrive at the PACS from calling AE ECHOSCU to called AE {pacs_aet}",
+    "query-worklist": "your C-FIND from {aet} matched",
+    "find-study": "your C-FIND from {aet} at level STUDY by AccessionNumber",
+    "fix-called-ae": "a C-STORE of next-image.dcm",
+    "fix-calling-ae": "the worklist C-FIND from {aet} answered",
+    "fix-j2k": "a C-STORE of the JPEG 2000 file",
+    "fix-empty-worklist": "station and date match now",
+}
+
+
+def spaced(text: str) -> str:
+    """A pattern for ``text`` as the terminal shows it: Rich may wrap it at any space."""
+    return r"\s+".join(re.escape(word) for word in text.split())
 
 
 def dcmtk_dir() -> str:
@@ -70,8 +91,9 @@ def right_answer(q: Question, values: dict[str, Any]) -> str:
     return f"  {answer.lower()}  "  # free text: case and spaces do not matter
 
 
-def do_task(lab: Lab, lesson: int, task: str) -> None:
-    """The learner's second shell: hints one at a time, then the command (after the break)."""
+def do_task(lab: Lab, lesson: int, task: str, child: Any = None) -> None:
+    """The learner's second shell: hints one at a time, then the command (after the break);
+    with the tutor's ``child``, it must say what the lab saw of the break."""
     levels = []
     for _ in range(3):
         r = lab.cli("hint", "--json")
@@ -87,6 +109,8 @@ def do_task(lab: Lab, lesson: int, task: str) -> None:
         broken = second_shell(lab, f"sh {script}")
         said = broken.stdout + broken.stderr
         assert any(m in said for m in BROKEN[task]), f"{task}: {said}"
+        if child is not None and task in SEES_BROKEN:
+            child.expect(r"The tutor sees[\s\S]{0,400}?" + spaced(SEES_BROKEN[task]))
     done = second_shell(lab, command)
     assert done.returncode == 0, f"{task}: {command}\n{done.stdout}\n{done.stderr}"
 
@@ -112,8 +136,10 @@ def learn(lab: Lab, number: int) -> tuple[int, str, list[str]]:
             task = titles[child.match.group(1).strip()]
             if child.expect(["the tutor watches the lab", "cannot be done on this lab"]) == 1:
                 continue  # lesson 7 without DICOMweb: honest, not done
-            do_task(lab, number, task)
+            do_task(lab, number, task, child)
             child.expect(r"The tutor saw")  # it noticed on its own: the learner typed nothing
+            if task in SAW:  # what the lab's services saw, in the tutor's words
+                child.expect(spaced(SAW[task].format(**values)))
             done.append(task)
         elif i == 2:
             child.sendline("3,4")
@@ -210,7 +236,7 @@ def test_watch_advances_when_the_lab_shows_the_result(lab: Lab) -> None:
                           encoding="utf-8", timeout=60, dimensions=(50, 120))  # fmt: skip
     child.expect("your turn: Fix the send button")
     do_task(lab, 8, "fix-called-ae")  # from the second shell, with the real storescu
-    child.expect("the tutor saw the PACS stored")
+    child.expect(spaced("the tutor saw a C-STORE of next-image.dcm"))  # what the PACS saw
     child.expect("your turn: Fix the morning worklist")  # advanced on its own
     child.sendline("h")
     child.expect("Hint 1/3")

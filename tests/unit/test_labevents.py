@@ -100,3 +100,22 @@ def test_orthanc_dicom_log_lines_become_events(tmp_path: Path) -> None:
         ("association", "NOBODY", "WRONG", False),
     ]
     assert seen[0].t.endswith("+00:00")
+
+
+def test_the_writer_starts_anew_when_the_file_is_removed_or_too_big(tmp_path: Path) -> None:
+    import dicomkit.labevents as labevents
+
+    path = events_path(tmp_path)
+    writer = EventWriter(path)
+    writer.emit("echo", "A")
+    path.unlink()
+    writer.emit("echo", "B")
+    assert [e.calling for e in read_feed(tmp_path)] == ["B"]
+    old, labevents.MAX_BYTES = labevents.MAX_BYTES, 10
+    try:
+        writer.emit("echo", "C")
+    finally:
+        labevents.MAX_BYTES = old
+    assert [e.calling for e in read_feed(tmp_path)] == ["C"]
+    assert "B" in path.with_name(path.name + ".1").read_text()
+    writer.close()

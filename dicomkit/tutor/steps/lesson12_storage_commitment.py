@@ -72,4 +72,4 @@ def commit_unknown(ctx: LabContext) -> None:
             for r in report.results]  # fmt: skip
     ctx.out.show(ui.table(f"Commitment for an instance {ctx.pacs} never received (transaction "
                           f"{report.transaction_uid})", ["SOP Instance UID", "result",
-                          "Failure Reason (PS3.4 J.3.3.1.3)"], rows))  # fmt: skip
+                          "Failure Reason (PS3.3 C.14.1.1)"], rows))  # fmt: skip
