@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dicomkit.errors import DicomkitError
-from dicomkit.labevents import events_path
+from dicomkit.labevents import FEED_ENGINES
 from dicomkit.timeline.rows import (
     RAD,
     Timeline,
@@ -102,7 +102,7 @@ def collect(cfg: LabConfig, ep: Endpoints, engine: str, accession: str) -> Timel
     rows += from_hl7_refusals(ris.hl7_messages(), accession, "RIS")
     sops = {i["sop_instance_uid"] for i in instances}
     rows += from_commitments(remembered(cfg.commitments_file), sops, cfg.aet)
-    feed = events_path(cfg.lab_dir).exists()
+    feed = engine in FEED_ENGINES
     seen = [r.at for r in ordered(rows) if r.at]
     if seen:
         found, stored = from_lab_events(lab_events(cfg, ep), accession, sops, (seen[0], seen[-1]))

@@ -16,12 +16,18 @@ from dicomkit import ui
 from dicomkit.errors import DicomkitError
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
-from dicomkit.tutor.steps.lesson03_query_the_worklist import worklist_rows
 from dicomkit.tutor.steps.lesson04_acquire_an_image import make_from_worklist
 from dicomkit.tutor.steps.lesson09_orders_arrive_as_hl7 import orm
 from dicomkit.tutor.steps.lesson10_the_modality_reports_mpps import ris_order
 from dicomkit.tutor.steps.lesson12_storage_commitment import commit_instances, commitment_seen
-from dicomkit.tutor.watch_lab import clear_answers, sop_in_pacs, workdir
+from dicomkit.tutor.watch_lab import (
+    clear_answers,
+    lab_saw,
+    matched,
+    sop_in_pacs,
+    watch_from_now,
+    workdir,
+)
 
 LESSON = 14
 PATIENT = "TUTOR^MARIE"  # synthetic: never a real patient in a lab
@@ -78,33 +84,31 @@ def swf_order(ctx: LabContext, values: Values) -> Seen | None:
 
 # ---- 2. the worklist query (RAD-5) ----------------------------------------------------------
 def _prepare_worklist(ctx: LabContext) -> Values:
-    folder = _folder(ctx, "worklist")
-    clear_answers(folder)
-    return {"accession": _accession(ctx), "workdir": str(folder)}
+    return {"accession": _accession(ctx), **watch_from_now(ctx)}
 
 
 def _show_me_worklist(ctx: LabContext, values: Values) -> None:
     from dicomkit.dicom.scu import find_worklist
     from dicomkit.dicom.worklist import WorklistQuery
-    from dicomkit.fsutil import atomic_write_text
 
-    query = WorklistQuery(accession=values["accession"])
-    rows = find_worklist(ctx.mwl, ctx.aet, query, ctx.cfg.timeout)
-    out = {"query": query.matching_keys(), "matches": rows}
-    atomic_write_text(Path(values["workdir"]) / "worklist.json", json.dumps(out, indent=2))
+    find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=values["accession"]), ctx.cfg.timeout)
 
 
-@task("swf-worklist", _prepare_worklist, _show_me_worklist)
+@task("swf-worklist", _prepare_worklist, _show_me_worklist, needs="events")
 def swf_worklist(ctx: LabContext, values: Values) -> Seen | None:
-    rows = worklist_rows(Path(values["workdir"]))
-    if not rows:
+    """The worklist C-FIND the MWL SCP saw from the learner, naming the accession."""
+    accession = values["accession"]
+    finds = lab_saw(ctx, values, "mwl-find")
+    if not finds:
         return None
-    mine = [r for r in rows if r["accession"] == values["accession"]]
-    if not mine:
-        return Seen(False, f"your C-FIND answers: {len(rows)} item(s), none for accession "
-                    f"{values['accession']}")  # fmt: skip
-    return Seen(True, f"your C-FIND answers hold the worklist item of {values['accession']} "
-                f"(scheduled for station {mine[0]['station_aet'] or '?'})")  # fmt: skip
+    e = finds[-1]
+    named = dict(e.get("keys") or {}).get("AccessionNumber")
+    if named != accession:
+        return Seen(False, f"your C-FIND from {e.calling} asked for accession "
+                    f"{named or '(any)'}, not {accession}: match on AccessionNumber")  # fmt: skip
+    if e.get("matches") == 0:
+        return Seen(False, f"your C-FIND from {e.calling} for {accession} {matched(e)}")
+    return Seen(True, f"your C-FIND from {e.calling} for accession {accession} {matched(e)}")
 
 
 # ---- 3. and 6. the procedure step (RAD-6, RAD-7) --------------------------------------------
