@@ -133,6 +133,12 @@ class LabConfig:
         """The steps `dicomkit mpps start` began, by accession (the modality's memory)."""
         return self.lab_dir / "mpps-steps.json"
 
+    @property
+    def commitments_file(self) -> Path:
+        """The storage commitments this side requested, with their reports (the modality's
+        memory: Orthanc keeps no record of the requests it answers)."""
+        return self.lab_dir / "commitments.jsonl"
+
     def endpoints(self, dicomweb: bool = True) -> Endpoints:
         return Endpoints(
             host=self.host,

@@ -38,7 +38,7 @@ def orm(
     msg_id: str = "MSG0001",
     **msh_extra: str,
 ) -> bytes:
-    """ORM^O01 v2.3.1 (IHE RAD-2/RAD-4): accession in OBR-18, modality in OBR-24, OBR-36."""
+    """ORM^O01 v2.3.1 (IHE RAD-2): accession in OBR-18, modality in OBR-24, OBR-36."""
     segs = [
         msh("ORM^O01", msg_id, "2.3.1", **msh_extra),
         segment("PID", {1: "1", 3: f"{patient_id}^^^HOSP", 5: name, 7: birth, 8: sex}),

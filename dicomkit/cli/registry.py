@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "down": ("Lab", "dicomkit.cli.lab:down"),
     "status": ("Lab", "dicomkit.cli.lab:status"),
     "logs": ("Lab", "dicomkit.cli.lab:logs"),
+    "timeline": ("Lab", "dicomkit.cli.timelinecmd:timeline"),
     "order": ("RIS", "dicomkit.cli.orders:app"),
     "hl7": ("RIS", "dicomkit.cli.hl7cmd:app"),
     "worklist": ("DICOM", "dicomkit.cli.dicom:worklist_app"),

@@ -81,7 +81,7 @@ def commit(
 ) -> None:
     """Ask the PACS to take custody of stored instances (storage commitment, N-ACTION / N-EVENT-REPORT)."""
     from dicomkit import ui
-    from dicomkit.dicom.commit import accession_instances, instances_of_files
+    from dicomkit.dicom.commit import accession_instances, instances_of_files, remember
     from dicomkit.dicom.commit import commit as do_commit
     from dicomkit.errors import UsageError
 
@@ -97,6 +97,7 @@ def commit(
         instances = accession_instances(peer, cfg.aet, accession, cfg.timeout)
     report = do_commit(peer, cfg.aet, instances, listen_host=cfg.listen_address,
                        listen_port=cfg.retrieve_port, timeout=cfg.timeout)  # fmt: skip
+    remember(cfg.commitments_file, report)
     if json:
         ui.print_json(report.to_dict())
     else:

@@ -4,7 +4,10 @@ association while it is open or on a new association to our AE (we listen for bo
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,8 @@ class CommitReport:
     association: str = ""  # "same" or "new": how the report came back
     report_from: str = ""  # the PACS's AE title on the association that brought the report
     results: list[CommitResult] = field(default_factory=list)
+    requested: str = ""  # when the N-ACTION went out (ISO 8601, UTC)
+    reported: str = ""  # when the N-EVENT-REPORT came in
 
     @property
     def ok(self) -> bool:
@@ -61,10 +66,42 @@ class CommitReport:
             "transaction_uid": self.transaction_uid,
             "association": self.association,
             "report_from": self.report_from,
+            "requested": self.requested,
+            "reported": self.reported,
             "committed": len([r for r in self.results if r.committed]),
             "failed": len([r for r in self.results if not r.committed]),
             "instances": [r.__dict__ for r in self.results],
         }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def remember(path: Path, report: CommitReport) -> None:
+    """Append the report to the requester's record (one JSON line each; a torn last line is
+    skipped on reading), which `dicomkit timeline` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(report.to_dict(), sort_keys=True) + "\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def remembered(path: Path) -> list[dict[str, Any]]:
+    """The reports ``remember`` kept, oldest first."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.split("\n")[:-1]:  # every whole line ends with "\n"
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def instances_of_files(files: list[Path]) -> list[tuple[str, str, str]]:
@@ -98,6 +135,7 @@ class _Inbox:
         self.info: Any = None
         self.how = ""
         self.calling = ""
+        self.at = ""
         self.done = threading.Event()
         # Our N-EVENT-REPORT-RSP has gone out on our own association: only then may we
         # release it (a release overtaking the response makes the PACS abort).
@@ -119,7 +157,7 @@ class _Inbox:
                 log.warning("N-EVENT-REPORT for another transaction (%s) ignored", uid)
                 return 0x0110, None
             if not self.done.is_set():
-                self.info, self.how = info, how
+                self.info, self.how, self.at = info, how, _now()
                 # On our association the PACS is the acceptor; on a new one, the requestor.
                 peer = event.assoc.acceptor if how == "same" else event.assoc.requestor
                 self.calling = str(peer.ae_title).strip()
@@ -169,6 +207,7 @@ def commit(
                          timeout=timeout, what="storage commitment",
                          handlers=[(evt.EVT_N_EVENT_REPORT, inbox.handler("same")),
                                    (evt.EVT_DIMSE_SENT, inbox.on_sent)]) as assoc:  # fmt: skip
+            report.requested = _now()
             status, _ = assoc.send_n_action(_request(report.transaction_uid, instances),
                                             REQUEST_COMMITMENT, STORAGE_COMMITMENT_PUSH,
                                             STORAGE_COMMITMENT_INSTANCE)  # fmt: skip
@@ -195,7 +234,7 @@ def commit(
             f"{listen_host}:{listen_port}: it must know that AE with that host and port "
             f"(Orthanc: DicomModalities), or raise --timeout",
         )
-    report.association, report.report_from = inbox.how, inbox.calling
+    report.association, report.report_from, report.reported = inbox.how, inbox.calling, inbox.at
     report.results = _results(inbox.info, instances)
     return report
 

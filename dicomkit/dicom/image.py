@@ -79,7 +79,7 @@ def make_image(
         if key not in ds:
             setattr(ds, key, "")
     if not ds.get("StudyInstanceUID"):
-        raise ValueError("the worklist item has no StudyInstanceUID (Type 1 in PS3.4 K.6-1)")
+        raise ValueError("the worklist item has no StudyInstanceUID (Type 1 in PS3.4 Table K.6-1)")
     desc = str(
         item.get("RequestedProcedureDescription", "")
         or sps.get("ScheduledProcedureStepDescription", "")

@@ -16,6 +16,7 @@ from dicomkit.engines.protocol import Reporter
 from dicomkit.engines.state import LabState, ServiceState, now_iso
 from dicomkit.errors import EngineError
 from dicomkit.fsutil import atomic_write_text
+from dicomkit.labevents import events_path
 
 MODULE = "dicomkit.pacs"
 READY_TIMEOUT = 20.0  # seconds; it is normally ready in well under 2
@@ -45,6 +46,7 @@ def server_config(cfg: LabConfig) -> dict[str, Any]:
         "max_associations": 32,
         "max_pdu": 1024 * 1024,
         "ris_url": f"http://{cfg.host}:{cfg.ris_port}",  # the MPPS SCP tells the RIS
+        "events_path": str(events_path(cfg.lab_dir)),  # what the lab saw (dicomkit/labevents.py)
     }
 
 

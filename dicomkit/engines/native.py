@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dicomkit.config import LabConfig
 from dicomkit.engines import postgres, process
-from dicomkit.engines.orthanc_config import node_config, orthanc_config
+from dicomkit.engines.orthanc_config import events_lua, node_config, orthanc_config
 from dicomkit.engines.process_lab import ProcessLab, http_ok, record, stop_services, wait_ready
 from dicomkit.engines.protocol import Reporter
 from dicomkit.engines.state import (
@@ -57,6 +57,7 @@ def start_orthanc(
     state: LabState,
     binary: str,
     plugins: list[str],
+    lua_scripts: list[str],
     number: int,
     node: Node,
     index: dict[str, object] | None,
@@ -64,9 +65,10 @@ def start_orthanc(
 ) -> None:
     """Orthanc node ``number`` (1: the lab's PACS, service ``pacs``; n: ``pacs-n``)."""
     if index is None:
-        conf = orthanc_config(cfg, plugins)
+        conf = orthanc_config(cfg, plugins, lua_scripts)
     else:
         conf = node_config(cfg, plugins, number, node.dicom_port, node.http_port, index)
+        conf["LuaScripts"] = lua_scripts  # every node writes the lab's event feed
     suffix = "" if number == 1 else f"-{number}"
     conf_path = cfg.lab_dir / "orthanc" / f"orthanc{suffix}.json"
     atomic_write_text(conf_path, json.dumps(conf, indent=2))
@@ -74,7 +76,9 @@ def start_orthanc(
     # DCMTK (inside Orthanc) leaves Nagle on unless TCP_NODELAY=1 is in its environment:
     # measured here, storescu -> Orthanc goes from ~100 ms to ~14 ms per small instance.
     env = {**os.environ, "TCP_NODELAY": "1"}
-    pid = process.spawn([binary, str(conf_path)], log, env=env)
+    # The dicom category logs each association and C-ECHO (read into the event feed, and what
+    # `dicomkit logs pacs` teaches with); Orthanc masks query values there (DeidentifyLogs).
+    pid = process.spawn([binary, "--verbose-dicom", str(conf_path)], log, env=env)
     name = f"pacs{suffix}"
     record(cfg, state, ServiceState(name, pid=pid, log=str(log), cmd_marker=str(conf_path)))
     what = "Orthanc" if index is None else f"Orthanc node {number}"
@@ -175,6 +179,8 @@ class NativeEngine(ProcessLab):
         for d in (cfg.worklist_dir, cfg.log_dir, cfg.lab_dir / "orthanc" / "db"):
             d.mkdir(parents=True, exist_ok=True)
         plugins = orthanc_plugins(binary)
+        lua_path = cfg.lab_dir / "orthanc" / "events.lua"
+        atomic_write_text(lua_path, events_lua(cfg))  # the lab's event feed (labevents.py)
         has_dicomweb = any(Path(p, "libOrthancDicomWeb.so").exists() for p in plugins)
         state = LabState(
             engine=self.name,
@@ -192,7 +198,8 @@ class NativeEngine(ProcessLab):
                 )
             index = start_postgres(cfg, state, report)
         for number, node in enumerate(nodes, 1):
-            start_orthanc(cfg, state, binary, plugins, number, node, index, report)
+            start_orthanc(cfg, state, binary, plugins, [str(lua_path)], number, node, index,
+                          report)  # fmt: skip
             if number == 1 and len(nodes) > 1:
                 # Node 1 creates the index's tables; the others start on a ready schema.
                 wait_orthanc(cfg, state, "pacs", node)

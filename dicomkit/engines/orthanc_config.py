@@ -8,6 +8,19 @@ from importlib import resources
 from typing import Any
 
 from dicomkit.config import LabConfig
+from dicomkit.errors import ConfigError
+
+
+def events_lua(cfg: LabConfig) -> str:
+    """compose/events.lua for this lab: Orthanc writes the lab's event feed with it."""
+    from dicomkit.labevents import events_path
+
+    path = str(events_path(cfg.lab_dir))
+    if "]==]" in path:
+        raise ConfigError(f"the lab folder {cfg.lab_dir} cannot be named in a Lua string",
+                          "use a DICOMKIT_HOME without ']==]' in its path")  # fmt: skip
+    text = resources.files("dicomkit.compose").joinpath("events.lua").read_text()
+    return f"EVENTS_PATH = [==[{path}]==]\n{text}"
 
 
 def orthanc_template() -> dict[str, Any]:
@@ -15,8 +28,10 @@ def orthanc_template() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def orthanc_config(cfg: LabConfig, plugins: list[str] | None = None) -> dict[str, Any]:
-    """compose/orthanc.json with this lab's ports, AE titles and folders."""
+def orthanc_config(
+    cfg: LabConfig, plugins: list[str] | None = None, lua_scripts: list[str] | None = None
+) -> dict[str, Any]:
+    """compose/orthanc.json with this lab's ports, AE titles and folders (and Lua scripts)."""
     conf = orthanc_template()
     conf["DicomAet"] = cfg.pacs_aet
     conf["DicomPort"] = cfg.dicom_port
@@ -27,9 +42,11 @@ def orthanc_config(cfg: LabConfig, plugins: list[str] | None = None) -> dict[str
     conf["Worklists"]["Database"] = str(cfg.worklist_dir)
     if plugins is not None:
         conf["Plugins"] = plugins
+    if lua_scripts is not None:
+        conf["LuaScripts"] = lua_scripts
     conf["DicomModalities"]["dicomkit"]["AET"] = cfg.aet
     # Where C-MOVE sub-operations and storage commitment reports reach `dicomkit retrieve|commit`.
-    conf["DicomModalities"]["dicomkit"]["Host"] = cfg.host
+    conf["DicomModalities"]["dicomkit"]["Host"] = cfg.listen_address
     conf["DicomModalities"]["dicomkit"]["Port"] = cfg.retrieve_port
     return conf
 

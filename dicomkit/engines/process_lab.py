@@ -18,8 +18,11 @@ from dicomkit.errors import EngineError
 def http_ok(url: str) -> bool:
     import httpx
 
+    from dicomkit.labevents import PROBE_HEADER
+
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        # The tutor's and the engine's own looks stay out of the lab's event feed.
+        return httpx.get(url, timeout=1.0, headers={PROBE_HEADER: "1"}).status_code == 200
     except httpx.HTTPError:
         return False
 

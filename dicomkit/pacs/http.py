@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dicomkit.labevents import PROBE_HEADER
 from dicomkit.pacs.httperror import HttpError
 from dicomkit.pacs.index import Resource
 from dicomkit.pacs.match import compile_query, matches_all
@@ -170,6 +171,16 @@ def create_app(server: PacsServer) -> FastAPI:
         log.exception("HTTP %s %s failed", request.method, request.url.path)
         return error(500, "internal error, see the PACS log")
 
+    @app.middleware("http")
+    async def feed(request: Request, call_next: Any) -> Response:
+        """The event feed hears each request but the tutor's own looks (dicomkit/labevents.py)."""
+        response: Response = await call_next(request)
+        if request.url.path != "/status" and PROBE_HEADER not in request.headers:
+            client = request.client.host if request.client else ""
+            server.events.emit("http", client, server.cfg.aet, method=request.method,
+                               path=request.url.path, status=response.status_code)  # fmt: skip
+        return response
+
     app.include_router(make_router(server))  # first: /{level}/{rid} would take /dicom-web/x
 
     @app.get("/", response_class=HTMLResponse)
@@ -187,6 +198,14 @@ def create_app(server: PacsServer) -> FastAPI:
     @app.get("/statistics")
     def statistics() -> dict[str, Any]:
         return _statistics(server)
+
+    @app.get("/instances/{rid}/metadata/ReceptionDate")
+    def reception_date(rid: str) -> Response:
+        # Orthanc's metadata of the same name (it gives seconds; this PACS keeps milliseconds).
+        received = server.index.instance_received(rid)
+        if received is None:
+            raise HttpError(404, f"unknown resource {rid}")
+        return Response(received, media_type="text/plain")
 
     @app.get("/{level}")
     def list_level(level: str) -> list[str]:

@@ -242,6 +242,11 @@ class Index:
         rows = self._query("SELECT path FROM instances WHERE sop_uid = ?", (sop_uid,))
         return str(rows[0][0]) if rows else None
 
+    def instance_received(self, instance_id: str) -> str | None:
+        """When the instance (by its resource ID) was stored: ISO 8601, UTC."""
+        rows = self._query("SELECT received FROM instances WHERE id = ?", (instance_id,))
+        return str(rows[0][0]) if rows else None
+
     def add(self, rec: InstanceRecord, received: str) -> bool:
         """Index an instance. False (nothing changed) when its SOP Instance UID is known."""
         pid, stid, seid, iid = rec.ids

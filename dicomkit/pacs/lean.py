@@ -156,6 +156,8 @@ class LeanAssociation:
                 self.link.send(wire.reject_pdu(0x01, 0x01, 0x07))
                 log.info("association from %s rejected: called AE %r is not ours", calling,
                          self.rq.called)  # fmt: skip
+                server.events.emit("association", calling, self.rq.called, accepted=False,
+                                   reason="called AE title not recognised")  # fmt: skip
                 return
             with server.lean_lock:
                 # pynetdicom counts the association being decided (acse.py: >); this one is
@@ -173,6 +175,7 @@ class LeanAssociation:
             self.link.send(self.negotiate())
             log.info("association from %s served by the lean path: %s", calling,
                      ", ".join(f"{ab} ({ts})" for ab, ts in self.accepted.values()) or "no context")  # fmt: skip
+            server.events.emit("association", calling, self.rq.called, accepted=True)
             self.messages = wire.Messages(
                 self.link, wire.Messages.fragment_for(self.rq.max_pdu), self.accepted
             )
@@ -238,6 +241,7 @@ class LeanAssociation:
 
     def c_echo(self, msg: wire.Message) -> None:
         self._respond(msg, wire.C_ECHO_RSP, {wire.STATUS: 0x0000})
+        self.server.events.emit("echo", self.rq.calling, self.rq.called, status=0x0000)
 
     def c_store(self, msg: wire.Message) -> None:
         from dicomkit.pacs.server import store_instance
@@ -263,6 +267,8 @@ class LeanAssociation:
         if comment:
             values[wire.ERROR_COMMENT] = comment[:64]  # LO (PS3.7 C.4)
         self._respond(msg, wire.C_STORE_RSP, values)
+        server.events.emit("store", self.rq.calling, self.rq.called, sop_instance_uid=sop_instance,
+                           status=status)  # fmt: skip
 
     def c_find(self, msg: wire.Message) -> None:
         from pynetdicom.dsutils import decode, encode
@@ -294,7 +300,8 @@ class LeanAssociation:
             return
         try:
             answers = answer_find(abstract, self.rq.calling, query, lambda: messages.cancelled(msg_id),
-                                  server.worklist, server.index, server.cfg)  # fmt: skip
+                                  server.worklist, server.index, server.cfg, server.events,
+                                  self.rq.called)  # fmt: skip
             for status, ds in answers:
                 kind = status_category(status)
                 if kind == "pending":

@@ -215,7 +215,8 @@ class MppsService:
                     if not accession and study:
                         accession = _accession_of_study(client, study)
                     if accession:
-                        client.set_status(accession, state, uid, study)
+                        received, station = self.store.heard(uid)
+                        client.set_status(accession, state, uid, study, received, station)
                         log.info("RIS told: order %s is %s (MPPS %s)", accession, state, uid)
                     else:
                         log.warning("MPPS %s names no order the RIS knows: not told", uid)

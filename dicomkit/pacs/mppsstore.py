@@ -110,6 +110,19 @@ class StepStore:
             ).fetchall()
         return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
+    def heard(self, sop_instance: str) -> tuple[str, str]:
+        """When the step's last N-CREATE/N-SET was received (ISO 8601, UTC) and the Performed
+        Station AE Title (0040,0241) it names: what the RIS keeps with the status."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT updated, json_extract(data, '$.\"00400241\".Value[0]') FROM steps"
+                " WHERE sop_instance = ?",
+                (sop_instance,),
+            ).fetchone()
+        if row is None:
+            return "", ""
+        return str(row[0]), str(row[1] or "")
+
     def mark_told(self, sop_instance: str, state: str) -> None:
         with self._lock, self._db() as db:
             db.execute(

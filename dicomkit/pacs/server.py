@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from dicomkit.dicom import dataset, wire
+from dicomkit.labevents import EventWriter, query_keys
 from dicomkit.pacs import lean, mpps, mwl, qr
 from dicomkit.pacs.commitment import STORAGE_COMMITMENT_PUSH, CommitmentScp
 from dicomkit.pacs.index import Index, InstanceRecord, MissingIdentifier, record_of
@@ -81,7 +82,10 @@ UNCOMPRESSED = [
 ]
 
 
-def handle_echo(event: Any) -> int:
+def handle_echo(event: Any, events: EventWriter) -> int:
+    assoc = event.assoc
+    events.emit("echo", str(assoc.requestor.ae_title), str(assoc.acceptor.ae_title),
+                status=SUCCESS)  # fmt: skip
     return SUCCESS
 
 
@@ -146,19 +150,23 @@ def dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def handle_store(event: Any, storage: Storage, index: Index) -> Any:
+def handle_store(event: Any, storage: Storage, index: Index, events: EventWriter) -> Any:
     """EVT_C_STORE: the store service on the data set's bytes as received (nothing decoded)."""
     from pydicom.dataset import Dataset
 
     request = event.request
+    sop_instance = str(request.AffectedSOPInstanceUID or "")
     status, comment = store_instance(
         str(request.AffectedSOPClassUID or ""),
-        str(request.AffectedSOPInstanceUID or ""),
+        sop_instance,
         str(event.context.transfer_syntax),
         request.DataSet.getvalue(),
         storage,
         index,
     )
+    assoc = event.assoc
+    events.emit("store", str(assoc.requestor.ae_title), str(assoc.acceptor.ae_title),
+                sop_instance_uid=sop_instance, status=status)  # fmt: skip
     rsp = Dataset()
     rsp.Status = status
     if comment:
@@ -234,15 +242,35 @@ UNABLE_TO_PROCESS = 0xC000  # C-FIND: Unable to process (PS3.4 C.4.1.1.4)
 def answer_find(
     sop_class: str, calling_aet: str, query: Any, is_cancelled: Any,
     worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig,
+    events: EventWriter | None = None, called_aet: str = "",
 ) -> Any:  # fmt: skip
-    """C-FIND, on either path: (status, answer) pairs for the worklist or the index."""
-    if sop_class == mwl.MWL_FIND:
-        yield from mwl.find_items(calling_aet, query, is_cancelled, worklist, cfg)
+    """C-FIND, on either path: (status, answer) pairs for the worklist or the index; the
+    event feed hears how many answers went out and the final status."""
+    from dicomkit.dicom.net import status_category
+
+    is_mwl = sop_class == mwl.MWL_FIND
+    if is_mwl:
+        answers = mwl.find_items(calling_aet, query, is_cancelled, worklist, cfg)
     else:
-        yield from qr.find_studies(query, is_cancelled, index)
+        answers = qr.find_studies(query, is_cancelled, index)
+    matches, final = 0, SUCCESS
+    try:
+        for status, ds in answers:
+            if status_category(status) == "pending":
+                matches += 1
+            else:
+                final = status
+            yield status, ds
+    finally:
+        if events is not None:
+            level = {} if is_mwl else {"level": str(query.get("QueryRetrieveLevel", ""))}
+            events.emit("mwl-find" if is_mwl else "find", calling_aet, called_aet or cfg.aet,
+                        matches=matches, status=final, keys=query_keys(query), **level)  # fmt: skip
 
 
-def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig) -> Any:
+def handle_find(
+    event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: ServerConfig, events: EventWriter
+) -> Any:
     """EVT_C_FIND: the find service on the decoded identifier."""
     try:
         query = event.identifier
@@ -253,17 +281,27 @@ def handle_find(event: Any, worklist: mwl.WorklistFolder, index: Index, cfg: Ser
     calling = str(event.assoc.requestor.ae_title)
     sop_class = str(event.request.AffectedSOPClassUID)
     yield from answer_find(sop_class, calling, query, lambda: event.is_cancelled, worklist,
-                           index, cfg)  # fmt: skip
+                           index, cfg, events, str(event.assoc.acceptor.ae_title))  # fmt: skip
 
 
-def handle_accepted(event: Any) -> None:
+def handle_accepted(event: Any, events: EventWriter) -> None:
     """One log line per association naming the path that serves it (pacs/lean.py logs its own)."""
     assoc = event.assoc
     contexts = ", ".join(
         f"{cx.abstract_syntax} ({cx.transfer_syntax[0]})" for cx in assoc.accepted_contexts
     )
-    log.info("association from %s served by pynetdicom: %s",
-             str(assoc.requestor.ae_title).strip(), contexts or "no context")  # fmt: skip
+    calling = str(assoc.requestor.ae_title).strip()
+    log.info("association from %s served by pynetdicom: %s", calling, contexts or "no context")
+    events.emit("association", calling, str(assoc.acceptor.ae_title), accepted=True)
+
+
+def handle_rejected(event: Any, events: EventWriter) -> None:
+    """EVT_REJECTED: pynetdicom turned an association away (a wrong called AE title, a limit)."""
+    assoc = event.assoc
+    calling = str(assoc.requestor.ae_title).strip()
+    called = str(assoc.acceptor.ae_title).strip()
+    log.info("association from %s rejected (called AE %r)", calling, called)
+    events.emit("association", calling, called, accepted=False, reason="rejected")
 
 
 def handle_conn_open(event: Any, max_pdu: int, timeout: float) -> None:
@@ -324,6 +362,7 @@ class PacsServer:
         self.worklist = mwl.WorklistFolder(cfg.worklist_dir, cfg.max_worklist_file)
         self.commitment = CommitmentScp(cfg, self.index, self.storage)
         self.mpps = mpps.MppsService(mpps.StepStore(cfg.mpps_db), cfg.ris_url)
+        self.events = EventWriter(cfg.events_path)
         self._servers: list[Any] = []
         self._http: Any = None
         self._stop = threading.Event()
@@ -408,10 +447,11 @@ class PacsServer:
         return [
             nodelay_handler(),
             (evt.EVT_CONN_OPEN, handle_conn_open, [self.cfg.max_pdu, self.cfg.network_timeout]),
-            (evt.EVT_ACCEPTED, handle_accepted),
-            (evt.EVT_C_ECHO, handle_echo),
-            (evt.EVT_C_STORE, handle_store, [self.storage, self.index]),
-            (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg]),
+            (evt.EVT_ACCEPTED, handle_accepted, [self.events]),
+            (evt.EVT_REJECTED, handle_rejected, [self.events]),
+            (evt.EVT_C_ECHO, handle_echo, [self.events]),
+            (evt.EVT_C_STORE, handle_store, [self.storage, self.index, self.events]),
+            (evt.EVT_C_FIND, handle_find, [self.worklist, self.index, self.cfg, self.events]),
             (evt.EVT_C_MOVE, qr.handle_move, [self.index, self.storage, self.cfg]),
             (evt.EVT_C_GET, qr.handle_get, [self.index, self.storage]),
             (evt.EVT_N_ACTION, self.commitment.handle_action),
@@ -470,6 +510,7 @@ class PacsServer:
             self._http.server_close()
         self.ae.shutdown()
         self.index.close()
+        self.events.close()
 
     def status(self) -> dict[str, Any]:
         from dicomkit.pacs import VERSION

@@ -49,6 +49,8 @@ class ServerConfig:
     max_stow_bytes: int = 512 * 1024 * 1024
     # The RIS API the MPPS SCP tells of each step (pacs/mpps.py); empty: nobody is told.
     ris_url: str = ""
+    # The lab's event feed (dicomkit/labevents.py); None: no feed.
+    events_path: Path | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServerConfig:
@@ -80,6 +82,7 @@ class ServerConfig:
                 max_worklist_file=int(d.get("max_worklist_file", 1024 * 1024)),
                 max_stow_bytes=int(d.get("max_stow_bytes", 512 * 1024 * 1024)),
                 ris_url=str(d.get("ris_url", "")),
+                events_path=Path(d["events_path"]) if d.get("events_path") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
@@ -108,6 +111,7 @@ class ServerConfig:
         d = asdict(self)
         d["storage_dir"] = str(self.storage_dir)
         d["worklist_dir"] = str(self.worklist_dir)
+        d["events_path"] = str(self.events_path) if self.events_path else ""
         d["modalities"] = {
             name: {
                 "AET": m.aet,

@@ -204,6 +204,13 @@ def create_app(
         (AA, AE, AR), the accession it concerned and the errors named in its ERR segments."""
         return journal.list()
 
+    @app.get("/events", tags=["orders"])
+    def order_events(accession: str) -> list[dict[str, Any]]:
+        """What happened to an order, oldest first: how it arrived (via http or hl7, with the
+        HL7 message type and control ID), each status the MPPS SCP reported (with when it
+        received the message) and a cancel. Kept after the order is cancelled."""
+        return store.events(accession)
+
     @app.post("/orders", status_code=201, response_model=OrderOut, tags=["orders"])
     def create_order(order: OrderIn) -> Any:
         """Place an order; its worklist item is written before the answer is sent."""
@@ -236,8 +243,13 @@ def create_app(
         """The order's procedure step state, as the MPPS SCP reports it: IN PROGRESS
         (N-CREATE), COMPLETED or DISCONTINUED (the final N-SET; the worklist item goes)."""
         try:
+            heard = {"received": change.received, "calling_aet": change.calling_aet}
             return store.set_status(
-                accession, change.status, change.mpps_sop_instance_uid, change.study_instance_uid
+                accession,
+                change.status,
+                change.mpps_sop_instance_uid,
+                change.study_instance_uid,
+                {k: v for k, v in heard.items() if v},
             )
         except OrderNotFound:
             return _not_found(accession)

@@ -53,13 +53,29 @@ class RisClient:
         return dict(self._request("DELETE", f"/orders/{_quote(accession)}"))
 
     def set_status(
-        self, accession: str, status: str, mpps_uid: str = "", study_uid: str = ""
+        self,
+        accession: str,
+        status: str,
+        mpps_uid: str = "",
+        study_uid: str = "",
+        received: str = "",
+        calling_aet: str = "",
     ) -> dict[str, Any]:
         """What the MPPS SCP tells the RIS: the order's step is IN PROGRESS, COMPLETED or
-        DISCONTINUED (IHE RAD-6/RAD-7 forwarded to the Order Filler)."""
+        DISCONTINUED (IHE RAD-6/RAD-7 forwarded to the Order Filler), when it received the
+        message and from which AE."""
         body = {"status": status, "mpps_sop_instance_uid": mpps_uid,
-                "study_instance_uid": study_uid}  # fmt: skip
+                "study_instance_uid": study_uid, "received": received,
+                "calling_aet": calling_aet}  # fmt: skip
         return dict(self._request("POST", f"/orders/{_quote(accession)}/status", json=body))
+
+    def events(self, accession: str) -> list[dict[str, Any]]:
+        """What happened to the order, oldest first (``GET /events``)."""
+        return list(self._request("GET", "/events", params={"accession": accession}))
+
+    def hl7_messages(self) -> list[dict[str, Any]]:
+        """The last HL7 messages the RIS received, each with its ACK code."""
+        return list(self._request("GET", "/hl7/messages"))
 
     def health(self) -> dict[str, Any]:
         return dict(self._request("GET", "/healthz"))

@@ -191,10 +191,12 @@ def decode(block: bytes) -> tuple[str, str]:
 
 def _dispatch(msg: hl7.Message, store: OrderStore) -> tuple[str, dict[str, str]]:
     kind = hl7map.message_type(msg)
+    # Kept with the order's events: which message made the change.
+    carried = {"message_type": "^".join(kind), "control_id": hl7map.get(msg, "MSH", 10)}
     if kind in hl7map.ORDER_TYPES:
-        return _order(hl7map.order_request(msg), store)
+        return _order(hl7map.order_request(msg), store, carried)
     if kind == hl7map.PATIENT_UPDATE:
-        return _patient(hl7map.patient_update(msg), store)
+        return _patient(hl7map.patient_update(msg), store, carried)
     known = {t for t, _ in hl7map.ORDER_TYPES} | {hl7map.PATIENT_UPDATE[0]}
     shown = "^".join(kind) or "(empty)"
     raise Hl7Problem(
@@ -205,7 +207,9 @@ def _dispatch(msg: hl7.Message, store: OrderStore) -> tuple[str, dict[str, str]]
     )
 
 
-def _order(req: hl7map.OrderRequest, store: OrderStore) -> tuple[str, dict[str, str]]:
+def _order(
+    req: hl7map.OrderRequest, store: OrderStore, carried: dict[str, str]
+) -> tuple[str, dict[str, str]]:
     from pydantic import ValidationError
 
     from dicomkit.ris.models import OrderIn
@@ -214,7 +218,7 @@ def _order(req: hl7map.OrderRequest, store: OrderStore) -> tuple[str, dict[str, 
     where = req.sources.get("accession", "OBR-18")
     if req.control == "CA":
         try:
-            out = store.delete(req.accession)
+            out = store.delete(req.accession, "hl7", carried)
         except OrderNotFound:
             raise _Refused(
                 [Hl7Problem(where, hl7map.UNKNOWN_KEY, f"no order with accession {req.accession}")],
@@ -231,7 +235,7 @@ def _order(req: hl7map.OrderRequest, store: OrderStore) -> tuple[str, dict[str, 
     except ValidationError as exc:
         raise _Refused(_problems(exc, req.sources), req.accession, "NW") from None
     try:
-        out = store.create(order)
+        out = store.create(order, "hl7", carried)
     except DuplicateAccession:
         raise _Refused(
             [
@@ -252,11 +256,13 @@ def _order(req: hl7map.OrderRequest, store: OrderStore) -> tuple[str, dict[str, 
     }
 
 
-def _patient(update: hl7map.PatientUpdate, store: OrderStore) -> tuple[str, dict[str, str]]:
+def _patient(
+    update: hl7map.PatientUpdate, store: OrderStore, carried: dict[str, str]
+) -> tuple[str, dict[str, str]]:
     from pydantic import ValidationError
 
     try:
-        changed = store.update_patient(update.patient_id, update.changes)
+        changed = store.update_patient(update.patient_id, update.changes, carried)
     except ValidationError as exc:
         raise _Refused(_problems(exc, update.sources)) from None
     return "AA", {

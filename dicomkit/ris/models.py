@@ -143,3 +143,7 @@ class StatusIn(BaseModel):
     status: Literal["IN PROGRESS", "COMPLETED", "DISCONTINUED"]
     mpps_sop_instance_uid: Annotated[str, Field(max_length=64)] = ""
     study_instance_uid: Annotated[str, Field(max_length=64)] = ""
+    # When the MPPS SCP received the N-CREATE/N-SET (ISO 8601) and from which AE: the order's
+    # events keep them, since the RIS may be told later than it happened (a retry).
+    received: Annotated[str, Field(max_length=40)] = ""
+    calling_aet: Annotated[str, Field(max_length=16)] = ""

@@ -45,7 +45,32 @@ CREATE TABLE IF NOT EXISTS orders (
     created TEXT NOT NULL,
     data TEXT NOT NULL
 );
+-- What happened to each order, and when: how it arrived (HTTP or HL7), each status change and
+-- who reported it. A table of its own, created if missing: an older order book keeps working.
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    accession TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    via TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS order_events_accession ON order_events (accession, id);
 """
+
+
+def _now_ms() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _event(
+    db: sqlite3.Connection, accession: str, event: str, via: str, detail: dict[str, Any]
+) -> None:
+    """One row of ``order_events``, inside the caller's transaction (it commits with the change)."""
+    db.execute(
+        "INSERT INTO order_events (accession, at, event, via, detail) VALUES (?,?,?,?,?)",
+        (accession, _now_ms(), event, via, json.dumps(detail, sort_keys=True)),
+    )
 
 
 @dataclasses.dataclass(eq=False)
@@ -55,6 +80,8 @@ class _Job:
     out: OrderOut
     path: Path
     tmp: str
+    via: str = "http"
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
     done: bool = False
     error: BaseException | None = None
 
@@ -109,7 +136,11 @@ class OrderStore:
                 rewritten += 1
         return {"rewritten": rewritten, "removed_tmp": removed}
 
-    def create(self, order: OrderIn) -> OrderOut:
+    def create(
+        self, order: OrderIn, via: str = "http", detail: dict[str, Any] | None = None
+    ) -> OrderOut:
+        """Place ``order``; ``via`` says how it arrived ("http", "hl7") and ``detail`` what
+        carried it (the HL7 message type and control ID), both kept in its events."""
         from pydicom.uid import generate_uid
 
         item_id = worklist.new_item_id()
@@ -132,7 +163,7 @@ class OrderStore:
         # (group commit): one folder fsync and one commit per batch, not per order.
         data = worklist.encode(worklist.build_item(out))
         path = worklist.item_path(self.worklist_dir, item_id)
-        job = _Job(out, path, stage_bytes(path, data))
+        job = _Job(out, path, stage_bytes(path, data), via, dict(detail or {}))
         try:
             self._group_commit(job)
         finally:
@@ -189,6 +220,8 @@ class OrderStore:
                             (accession, job.out.worklist_item_id, job.out.created,
                              job.out.model_dump_json()),
                         )  # fmt: skip
+                        _event(db, accession, "created", job.via,
+                               {**job.detail, "worklist_item_id": job.out.worklist_item_id})  # fmt: skip
                     if placed:
                         fsync_dir(self.worklist_dir)  # the renames survive a power cut
                     db.execute("COMMIT")
@@ -229,17 +262,22 @@ class OrderStore:
             raise OrderNotFound(accession)
         return OrderOut.model_validate(json.loads(row[0]))
 
-    def delete(self, accession: str) -> OrderOut:
+    def delete(
+        self, accession: str, via: str = "http", detail: dict[str, Any] | None = None
+    ) -> OrderOut:
         with self._lock, self._connect() as db:
             out = self._begin(db, accession)
             # Remove the worklist item first: a cancelled order must stop matching at once.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(worklist.item_path(self.worklist_dir, out.worklist_item_id))
             db.execute("DELETE FROM orders WHERE accession = ?", (accession,))
+            _event(db, accession, "cancelled", via, detail or {})
             db.execute("COMMIT")
         return out
 
-    def update_patient(self, patient_id: str, changes: dict[str, Any]) -> builtins.list[OrderOut]:
+    def update_patient(
+        self, patient_id: str, changes: dict[str, Any], detail: dict[str, Any] | None = None
+    ) -> builtins.list[OrderOut]:
         """Apply new demographics (``OrderIn`` field -> value, None to clear) to every open
         order of ``patient_id`` and rewrite their worklist items in place (same item, same
         UIDs). Every order is validated before anything is written: all change, or none.
@@ -268,6 +306,8 @@ class OrderStore:
                             (after.model_dump_json(), after.order.accession),
                         )
                         written.append(before)
+                        _event(db, after.order.accession, "patient updated", "hl7",
+                               {**(detail or {}), "fields": sorted(changes)})  # fmt: skip
                         if after.closed:
                             continue  # its step is done: no worklist item to rewrite
                         atomic_write_bytes(
@@ -295,12 +335,18 @@ class OrderStore:
         return new
 
     def set_status(
-        self, accession: str, status: str, mpps_uid: str = "", study_uid: str = ""
+        self,
+        accession: str,
+        status: str,
+        mpps_uid: str = "",
+        study_uid: str = "",
+        detail: dict[str, Any] | None = None,
     ) -> OrderOut:
         """The order follows its procedure step: SCHEDULED -> IN PROGRESS -> COMPLETED or
         DISCONTINUED (IHE RAD TF-2 4.6/4.7). A closed step's worklist item is removed, so
         a modality no longer sees it. The same report twice is a no-op (the MPPS SCP
-        retries)."""
+        retries). ``detail``: what the MPPS SCP says of the message (when it arrived, from
+        which AE), kept in the order's events."""
         with self._lock, self._connect() as db:
             out = self._begin(db, accession)
             problem = _transition_problem(out, status, mpps_uid, study_uid)
@@ -318,6 +364,8 @@ class OrderStore:
             db.execute(
                 "UPDATE orders SET data = ? WHERE accession = ?", (new.model_dump_json(), accession)
             )
+            _event(db, accession, status, "mpps",
+                   {**(detail or {}), "mpps_sop_instance_uid": new.mpps_sop_instance_uid})  # fmt: skip
             if new.closed:
                 # Before the commit: if the commit fails the order is still open, and
                 # recover() writes its item again.
@@ -326,6 +374,16 @@ class OrderStore:
             db.execute("COMMIT")
         log.info("order %s: %s -> %s", accession, out.status, status)
         return new
+
+    def events(self, accession: str) -> builtins.list[dict[str, Any]]:
+        """What happened to the order, oldest first (kept after a cancel)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT at, event, via, detail FROM order_events WHERE accession = ? ORDER BY id",
+                (accession,),
+            ).fetchall()
+        return [{"accession": accession, "at": at, "event": event, "via": via,
+                 "detail": json.loads(detail)} for at, event, via, detail in rows]  # fmt: skip
 
     def count(self) -> int:
         with self._connect() as db:

@@ -42,7 +42,7 @@ _EXPECT = {
     "pacs_echo": "C-ECHO status 0x0000 Success",
     "mwl_echo": "C-ECHO status 0x0000 Success",
     "order_in_ris": "the RIS has your order",
-    "worklist_item_complete": "1 worklist item with every Type 1 key (PS3.4 K.6-1)",
+    "worklist_item_complete": "1 worklist item with every Type 1 key (PS3.4 Table K.6-1)",
     "worklist_finds_order": "your order in the worklist of station AE",
     "image_matches_order": "an image file carrying the order's identifiers",
     "image_in_pacs": "your study in the PACS with >= 1 image",
@@ -109,7 +109,7 @@ def worklist_item_complete(ctx: LabContext) -> CheckResult:
     from dicomkit.tutor.steps.lesson02_place_an_order import missing_type1
 
     accession = ctx.need("accession", 2, own=True)
-    expected = f"1 worklist item for {accession} with every Type 1 key (PS3.4 K.6-1)"
+    expected = f"1 worklist item for {accession} with every Type 1 key (PS3.4 Table K.6-1)"
     items = find_worklist_datasets(ctx.mwl, ctx.aet, WorklistQuery(accession=accession),
                                    ctx.cfg.timeout)  # fmt: skip
     if len(items) != 1:
@@ -386,3 +386,17 @@ def deidentified_copy(ctx: LabContext) -> CheckResult:
     seen = f"PatientIdentityRemoved {anon.get('PatientIdentityRemoved', '(absent)')}" + (
         f"; unchanged: {', '.join(same)}" if same else "")  # fmt: skip
     return CheckResult("", ok, expected, seen, "rerun `dicomkit lesson 13`")
+
+
+@check("swf_timeline_complete")
+def swf_timeline_complete(ctx: LabContext) -> CheckResult:
+    from dicomkit.tutor.steps.lesson14_the_scheduled_workflow import EXPECTED, missing, timeline_of
+
+    accession = str(ctx.need("swf_accession", 14, own=True))
+    expected = f"the timeline of {accession}: {', '.join(EXPECTED)}, in that order"
+    tl = timeline_of(ctx, accession)
+    gaps = missing(tl)
+    seen = ", ".join(dict.fromkeys(r.transaction.split(" ")[0] for r in tl.rows))
+    if gaps:
+        seen += f" (missing or out of order: {', '.join(gaps)})"
+    return CheckResult("", not gaps, expected, seen, "rerun `dicomkit lesson 14`")

@@ -31,14 +31,14 @@ class Task:
     prepare: Callable[[LabContext], Values]  # sets the scene; values for the goal and hints
     probe: Callable[[LabContext, Values], Seen | None]  # None: nothing to see yet
     show_me: Callable[[LabContext, Values], None]  # the tutor does it (--show-me)
-    needs: str = ""  # "dicomweb": cannot be done on a lab without it
+    needs: str = ""  # "dicomweb" / "events" (the lab's event feed): not doable on a lab without it
 
 
 TASKS: dict[str, Task] = {}
 # Placeholders a task's prepare() may add to the lab's {{values}} (the content test knows them).
 TASK_VALUES = (
-    "accession", "workdir", "image", "patient_name", "today", "yesterday", "tutor_port",
-    "tutor_aet", "study_uid", "script", "j2k", "j2k_flag", "answers", "birth_date",
+    "accession", "workdir", "image", "patient_name", "today", "yesterday",
+    "study_uid", "script", "j2k", "j2k_flag", "birth_date",
     "hl7_file", "retrieve_port",
 )  # fmt: skip
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from dicomkit import ui
 from dicomkit.errors import DicomkitError
+from dicomkit.labevents import FEED_ENGINES
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.course import Lesson, TaskText, fill
 from dicomkit.tutor.registry import TASKS, Seen, Values, load_all
@@ -46,6 +47,9 @@ def unavailable(ctx: LabContext, name: str) -> str:
     load_all()
     if TASKS[name].needs == "dicomweb" and not ctx.endpoints.dicomweb:
         return f"the {ctx.engine} engine's PACS has no DICOMweb yet"
+    if TASKS[name].needs == "events" and ctx.engine not in FEED_ENGINES:
+        return (f"the {ctx.engine} engine's PACS writes no event feed yet, so the tutor cannot "
+                "see what it saw (use --engine native or embedded)")  # fmt: skip
     return ""
 
 

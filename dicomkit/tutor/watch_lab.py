@@ -1,5 +1,6 @@
-"""How the tutor watches the lab for a task's result: the learner's work folder (answers saved by
-findscu -X, curl -o, dicomkit --json), the RIS API, and what the PACS stored (its REST API)."""
+"""How the tutor watches the lab for a task's result: what the lab's services saw (the event feed,
+dicomkit/labevents.py: associations, C-ECHOs, C-FINDs with their match counts, C-STOREs, HTTP
+requests), the RIS API, what the PACS stored (its REST API), and files the learner made."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomkit.errors import DicomkitError
+from dicomkit.labevents import PROBE_HEADER, LabEvent, Mark, mark, read_feed
 from dicomkit.tutor.context import LabContext
+from dicomkit.tutor.registry import Seen, Values
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -58,14 +61,17 @@ def mentions(doc: Any, value: str) -> bool:
 
 
 def rest_find(
-    ctx: LabContext, level: str, query: dict[str, str], expand: bool = False
+    ctx: LabContext, level: str, query: dict[str, str], expand: bool = False, probe: bool = True
 ) -> list[Any]:
-    """Orthanc's REST ``POST /tools/find`` (the embedded PACS answers the same subset)."""
+    """Orthanc's REST ``POST /tools/find`` (the embedded PACS answers the same subset).
+    ``probe``: the tutor's own look, which the lab's event feed leaves out."""
     import httpx
 
     body = {"Level": level, "Query": query, "Expand": expand}
+    headers = {PROBE_HEADER: "1"} if probe else {}
     try:
-        r = httpx.post(f"{ctx.endpoints.pacs_url}/tools/find", json=body, timeout=ctx.cfg.timeout)
+        r = httpx.post(f"{ctx.endpoints.pacs_url}/tools/find", json=body, headers=headers,
+                       timeout=ctx.cfg.timeout)  # fmt: skip
         r.raise_for_status()
     except httpx.HTTPError as exc:
         raise DicomkitError(
@@ -86,3 +92,65 @@ def study_task_values(ctx: LabContext, name: str) -> dict[str, str]:
     clear_answers(folder)
     return {"accession": str(ctx.need("accession", 5)), "workdir": str(folder),
             "study_uid": str(ctx.need("study_instance_uid", 5))}  # fmt: skip
+
+
+# ---- what the lab's services saw ---------------------------------------------------------------
+
+
+def watch_from_now(ctx: LabContext) -> Values:
+    """A task's start in the lab's event feed: it sees only what happens from here on."""
+    return {"events_mark": str(mark(ctx.cfg.lab_dir))}
+
+
+def lab_saw(ctx: LabContext, values: Values, *services: str) -> list[LabEvent]:
+    """What the lab's services saw since the task began (of these services), oldest first."""
+    since = Mark.parse(values.get("events_mark", ""))
+    found = read_feed(ctx.cfg.lab_dir, since, ctx.endpoints.pacs_aet)
+    return [e for e in found if not services or e.service in services]
+
+
+def status_text(status: Any, service: str = "") -> str:
+    from dicomkit.dicom.net import status_name
+
+    if not isinstance(status, int):
+        return "status not known"
+    return f"0x{status:04X} {status_name(status, service)}"
+
+
+def matched(event: LabEvent, what: str = "item") -> str:
+    """ "matched 1 item", or why the count is not known."""
+    n = event.get("matches")
+    if n is None:
+        return "(its match count is not known: it matched on keys whose values the feed keeps out)"
+    return f"matched {n} {what}{'' if n == 1 else 's'}"
+
+
+def rejected_association(ctx: LabContext, events: list[LabEvent]) -> Seen | None:
+    """The learner's association turned away (a wrong called AE title), in words."""
+    for e in reversed(events):
+        if e.service == "association" and e.get("accepted") is False:
+            return Seen(False, f"an association from calling AE {e.calling} to called AE "
+                        f"{e.called or '?'}, rejected ({e.get('reason', 'rejected')}): the PACS's "
+                        f"AE title is {ctx.endpoints.pacs_aet}")  # fmt: skip
+    return None
+
+
+def date_covers(value: str | None, day: str) -> bool:
+    """Whether a DA matching value (a date, or a range A-B, A-, -B: PS3.4 C.2.2.2.5) holds ``day``."""
+    if not value:
+        return False
+    if "-" not in value:
+        return value == day
+    start, _, end = value.partition("-")
+    return (not start or start <= day) and (not end or day <= end)
+
+
+def age_s(event: LabEvent) -> float:
+    """Seconds since the event (0 when its time is unreadable)."""
+    import datetime as _dt
+
+    try:
+        t = _dt.datetime.fromisoformat(event.t)
+    except ValueError:
+        return 0.0
+    return (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()

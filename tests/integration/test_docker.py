@@ -717,3 +717,31 @@ def test_ctrl_c_during_up_leaves_nothing_unmanageable(docker_ready: None, tmp_pa
         if proc.poll() is None:
             proc.kill()
         purge(lab.project)
+
+
+def test_the_capstone_timeline_on_docker(lab: DockerLab, tmp_path: Path) -> None:
+    """The Scheduled Workflow of lesson 14 with the CLI, then `dicomkit timeline`: the RIS's and
+    the MPPS container's records and Orthanc's instance metadata; what this engine does not
+    record (no event feed) is said, not left out. No storage commitment: Orthanc in its
+    container reports to the DICOMKIT AE at 127.0.0.1 (compose/orthanc.json), its own loopback,
+    so the N-EVENT-REPORT never reaches the host (lesson 12 has the same gap on docker)."""
+    from dicomkit.tutor.steps.lesson09_orders_arrive_as_hl7 import orm
+
+    acc = "DK-SWF-1"
+    msg = tmp_path / "orm.hl7"
+    msg.write_text(orm(acc, "MSG-DK-SWF-1"), encoding="utf-8")
+    img = tmp_path / "img.dcm"
+    for args in (("hl7", "send", str(msg)), ("mpps", "start", "--accession", acc),
+                 ("make-image", "--accession", acc, "--out", str(img)), ("store", str(img)),
+                 ("mpps", "complete", "--accession", acc)):  # fmt: skip
+        r = lab.cli(*args)
+        assert r.code == 0, f"{args}: {r.out}{r.err}"
+    r = lab.cli("timeline", "--accession", acc, "--json")
+    assert r.code == 0, r.err
+    tl = r.json()
+    kinds = [x["transaction"].split()[0] for x in tl["rows"]]
+    assert kinds == ["RAD-2", "RAD-6", "RAD-8", "RAD-7"], kinds
+    store = tl["rows"][2]
+    assert store["sender"] == lab.cfg.aet and "." not in store["at"]  # Orthanc's RemoteAET, seconds
+    assert tl["rows"][1]["receiver"] == lab.cfg.mpps_aet
+    assert "writes no event feed" in " ".join(tl["unseen"])

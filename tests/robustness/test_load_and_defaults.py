@@ -207,6 +207,8 @@ def test_orthanc_runs_without_lua_and_rest_file_writes(lab: Lab) -> None:
 def test_no_patient_names_in_the_server_logs(lab: Lab) -> None:
     logs = list((lab.cfg.log_dir).glob("*.log"))
     assert logs
+    logs.append(lab.cfg.lab_dir / "events.jsonl")  # the lab's event feed (labevents.py)
+    assert logs[-1].is_file()
     for log in logs:
         text = log.read_text(errors="replace")
         assert PHI not in text, f"a patient name is in {log.name}"

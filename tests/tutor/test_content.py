@@ -28,7 +28,7 @@ TASK_TOOLS = {"echoscu", "findscu", "storescu", "movescu", "dicomkit", "curl"}
 def test_shipped_course_has_no_problems() -> None:
     course = load_course()
     assert problems(course, CHECKS, ACTIONS) == []
-    assert [lesson.number for lesson in course.lessons] == list(range(1, 14))
+    assert [lesson.number for lesson in course.lessons] == list(range(1, 15))
 
 
 def test_every_check_and_action_is_used_by_some_lesson() -> None:
@@ -140,11 +140,11 @@ def test_every_task_has_three_hints_ending_with_a_command_and_a_goal_without_it(
 
 def test_a_task_without_hints_is_reported(course_copy: Path) -> None:
     text = (course_copy / "lessons.toml").read_text()
-    start = text.index('id = "echo-tutor"')
+    start = text.index('id = "echo-pacs"')
     hints = text.index("hints = [", start)
     end = text.index("]", hints)
     (course_copy / "lessons.toml").write_text(text[:hints] + "hints = [" + text[end:])
-    assert any("echo-tutor" in p and "3 hints" in p for p in _problems(course_copy))
+    assert any("echo-pacs" in p and "3 hints" in p for p in _problems(course_copy))
 
 
 def test_a_lesson_without_a_task_is_reported(course_copy: Path) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from dicomkit.labevents import EVENTS_FILE
 from tests.conftest import Lab
 
 pexpect = pytest.importorskip("pexpect")
 
-LESSONS = range(1, 14)
+LESSONS = range(1, 15)
 
 
 def progress(lab: Lab) -> dict[str, Any]:
@@ -39,9 +40,13 @@ def lab_snapshot(lab: Lab) -> dict[str, Any]:
     status = lab.cli("status", "--json")
     assert status.code == 0, status.err
     files = {}
-    skip = {"logs", "db", "storage", "images", "journal", "ris"}
+    # Records of what happened (the event feed, the commitments asked for), not configuration.
+    skip = {"logs", "db", "storage", "images", "journal", "ris", "events.jsonl",
+            "commitments.jsonl"}  # fmt: skip
     for path in sorted(lab.cfg.lab_dir.rglob("*")):
         rel = path.relative_to(lab.cfg.lab_dir)
+        if path.name.startswith(EVENTS_FILE):
+            continue  # what the lab saw, like its logs: not its configuration
         if path.is_file() and not skip & set(rel.parts):
             files[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"status": status.json(), "files": files}
@@ -67,16 +72,16 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.sendline(f"  {lab.cfg.pacs_aet.lower()} ")  # free text: case and spaces do not matter
     child.expect("Right")
     # The task: hints one at a time (the goal, then the tool, then the command), then "show me".
-    child.expect("Your turn: Echo the tutor's AE")
+    child.expect("Your turn: Echo the PACS yourself")
     child.expect("the tutor watches the lab")
     child.sendline("h")
     child.expect(r"Hint 1/3")
     child.sendline("h")
     child.expect(r"Hint 2/3:\s+Use DCMTK's echoscu")
     child.sendline("h")
-    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aet")
+    child.expect(r"Hint 3/3:\s+(\x1b\[[0-9;]*m)*echoscu -v -aec")
     child.sendline("s")
-    child.expect("The tutor saw a C-ECHO from calling AE")
+    child.expect("The tutor saw a C-ECHO arrive at the PACS from calling AE ECHOSCU")
     child.expect(r"Your answer \(a number 1-3\)")
     child.sendline("7")  # not an answer at all: asked again, not counted
     child.expect("Please answer with a number 1-3")
@@ -90,7 +95,7 @@ def test_interactive_wrong_then_right_answers(lab: Lab) -> None:
     child.close()
     assert child.exitstatus == 0
     state = progress(lab)["lessons"]["1"]
-    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-tutor": "shown"}
+    assert state["status"] == "done" and state["outcomes"]["tasks"] == {"echo-pacs": "shown"}
 
 
 def test_ctrl_c_mid_lesson_leaves_progress_consistent(lab: Lab) -> None:
@@ -136,7 +141,8 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         # The DCMTK / curl command that does the same by hand.
         # DCMTK has no storage commitment tool: lesson 12 prints dicomkit's.
         tools = ("echoscu", "curl", "findscu", "storescu", "movescu", "getscu", "dcmdump",
-                 "dicomkit make-image", "dicomkit commit", "dicomkit anonymize")  # fmt: skip
+                 "dicomkit make-image", "dicomkit commit", "dicomkit anonymize",
+                 "dicomkit timeline")  # fmt: skip
         assert any(tool in r.out for tool in tools), n
     print(f"\nwhole course --no-input (--show-me) on {lab.engine}: {time.monotonic() - t0:.0f} s")
     web = has_dicomweb(lab)
@@ -151,7 +157,7 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
     assert after_8 == before_8
     r = lab.cli("verify")
     assert r.code == (0 if web else 1), r.out + r.err
-    assert ("13/13" if web else "12/13") + " lesson(s) verified" in r.out and "Next:" in r.out
+    assert ("14/14" if web else "13/14") + " lesson(s) verified" in r.out and "Next:" in r.out
     data = lab.cli("verify", "--json").json()
     assert data["ok"] is web
     results = {c["name"]: c["result"] for x in data["lessons"] for c in x["checks"]}
@@ -165,6 +171,41 @@ def test_whole_course_no_input_then_verify(lab: Lab) -> None:
         r = lab.cli("next")
         assert r.code == 0 and "The course is complete" in r.out and "dicomkit verify" in r.out
         assert lab.cli("next", "--json").json()["complete"] is True
+
+
+def test_the_capstone_shows_its_timeline_on_this_engine(lab: Lab) -> None:
+    """Lesson 14 with --show-me, then `dicomkit timeline` for its order: every transaction of the
+    run from the lab's own records, and per engine what it cannot see, said plainly."""
+    assert lab.cli("reset", "14").code == 0  # a new order, even after the whole course
+    r = lab.cli("lesson", "14", "--show-me", "--no-input")
+    assert r.code == 0, r.out + r.err
+    assert "Every message the lab saw for accession" in r.out and "Not seen:" in r.out
+    accession = progress(lab)["lessons"]["14"]["outcomes"]["swf_accession"]
+    r = lab.cli("timeline", "--accession", accession, "--json")
+    assert r.code == 0, r.err
+    tl = r.json()
+    rows = tl["rows"]
+    kinds = [x["transaction"].split()[0] for x in rows]
+    whole_run = ["RAD-2", "RAD-6", "RAD-8", "RAD-7", "RAD-10", "RAD-10"]
+    assert [k for k in kinds if k in whole_run] == whole_run
+    # The feed's queries naming the accession: make-image's and mpps start's worklist C-FIND
+    # (RAD-5), commit's study C-FIND (RAD-14).
+    assert kinds.count("RAD-5") >= 2 and "RAD-14" in kinds, kinds
+    assert rows[0]["sender"] == "HIS" and rows[0]["result"].startswith("ACK AA")
+    by_kind = {k: x for k, x in zip(kinds, rows, strict=True)}
+    assert by_kind["RAD-6"]["sender"] == lab.cfg.aet  # the Performed Station AE Title
+    assert all(x["at"].startswith(time.strftime("%Y-%m-%d", time.gmtime())) for x in rows)
+    store = by_kind["RAD-8"]
+    assert store["sender"] == lab.cfg.aet  # the feed's calling AE
+    unseen = " ".join(tl["unseen"])
+    assert "accepted associations" in unseen and "RAD-4" in unseen
+    if lab.engine == "embedded":
+        assert "." in store["at"] and "1 match(es)" in by_kind["RAD-5"]["result"]  # milliseconds
+    else:
+        assert "." not in store["at"] and "to the second only" in unseen
+        assert "Orthanc records no match count" in by_kind["RAD-5"]["result"]
+    r = lab.cli("timeline", "--accession", "NO-SUCH-ACC")
+    assert r.code != 0 and "recorded nothing for accession NO-SUCH-ACC" in r.out + r.err
 
 
 def test_verify_names_the_fix_when_the_lab_loses_an_outcome(lab: Lab) -> None:

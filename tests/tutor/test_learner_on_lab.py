@@ -35,9 +35,30 @@ BROKEN = {
     "fix-calling-ae": ("UnableToProcess", "Abort"),
     "fix-j2k": ("Failed to send message",),
     "fix-empty-worklist": ("Received Final Find Response (Success)",),
-    # Lesson 11: PS3.4 C.4.2.1.4 says 0xA801; Orthanc 1.10 answers 0xC000 (Unable to process).
+    # Lesson 11: PS3.4 C.4.2.1.5 says 0xA801; Orthanc 1.10 answers 0xC000 (Unable to process).
     "fix-move": ("MoveDestinationUnknown", "UnableToProcess", "Failed"),
 }
+# What the tutor says it saw the lab's services see (the event feed), after the broken script
+# and after the learner's own command; {aet} and {pacs_aet} are the lab's.
+SEES_BROKEN = {
+    "fix-called-ae": "rejected",
+    "fix-calling-ae": "calling AE ROGUE",
+    "fix-empty-worklist": "matched 0 items",
+}
+SAW = {
+    "echo-pacs": "a C-ECHO arrive at the PACS from calling AE ECHOSCU to called AE {pacs_aet}",
+    "query-worklist": "your C-FIND from {aet} matched",
+    "find-study": "your C-FIND from {aet} at level STUDY by AccessionNumber",
+    "fix-called-ae": "a C-STORE of next-image.dcm",
+    "fix-calling-ae": "the worklist C-FIND from {aet} answered",
+    "fix-j2k": "a C-STORE of the JPEG 2000 file",
+    "fix-empty-worklist": "station and date match now",
+}
+
+
+def spaced(text: str) -> str:
+    """A pattern for ``text`` as the terminal shows it: Rich may wrap it at any space."""
+    return r"\s+".join(re.escape(word) for word in text.split())
 
 
 def dcmtk_dir() -> str:
@@ -70,8 +91,9 @@ def right_answer(q: Question, values: dict[str, Any]) -> str:
     return f"  {answer.lower()}  "  # free text: case and spaces do not matter
 
 
-def do_task(lab: Lab, lesson: int, task: str) -> None:
-    """The learner's second shell: hints one at a time, then the command (after the break)."""
+def do_task(lab: Lab, lesson: int, task: str, child: Any = None) -> None:
+    """The learner's second shell: hints one at a time, then the command (after the break);
+    with the tutor's ``child``, it must say what the lab saw of the break."""
     levels = []
     for _ in range(3):
         r = lab.cli("hint", "--json")
@@ -87,6 +109,8 @@ def do_task(lab: Lab, lesson: int, task: str) -> None:
         broken = second_shell(lab, f"sh {script}")
         said = broken.stdout + broken.stderr
         assert any(m in said for m in BROKEN[task]), f"{task}: {said}"
+        if child is not None and task in SEES_BROKEN:
+            child.expect(r"The tutor sees[\s\S]{0,400}?" + spaced(SEES_BROKEN[task]))
     done = second_shell(lab, command)
     assert done.returncode == 0, f"{task}: {command}\n{done.stdout}\n{done.stderr}"
 
@@ -112,8 +136,10 @@ def learn(lab: Lab, number: int) -> tuple[int, str, list[str]]:
             task = titles[child.match.group(1).strip()]
             if child.expect(["the tutor watches the lab", "cannot be done on this lab"]) == 1:
                 continue  # lesson 7 without DICOMweb: honest, not done
-            do_task(lab, number, task)
+            do_task(lab, number, task, child)
             child.expect(r"The tutor saw")  # it noticed on its own: the learner typed nothing
+            if task in SAW:  # what the lab's services saw, in the tutor's words
+                child.expect(spaced(SAW[task].format(**values)))
             done.append(task)
         elif i == 2:
             child.sendline("3,4")
@@ -125,7 +151,7 @@ def learn(lab: Lab, number: int) -> tuple[int, str, list[str]]:
 
 def test_a_learner_does_every_task_with_the_real_tools(lab: Lab) -> None:
     t0 = time.monotonic()
-    for number in range(1, 14):
+    for number in range(1, 15):
         status, out, done = learn(lab, number)
         lesson = load_course().get(number)
         if number == 7 and not has_dicomweb(lab):
@@ -144,11 +170,33 @@ def test_a_learner_does_every_task_with_the_real_tools(lab: Lab) -> None:
     assert r.code == (0 if has_dicomweb(lab) else 1), r.out
 
 
+def test_a_learner_runs_the_capstone_and_reads_its_timeline(lab: Lab) -> None:
+    """Lesson 14 alone (it needs no earlier lesson): each step of the Scheduled Workflow from
+    the second shell with the real tools, then the same timeline from that shell."""
+    assert lab.cli("reset", "14").code == 0  # done already when the whole course ran first
+    t0 = time.monotonic()
+    status, out, done = learn(lab, 14)
+    assert status == 0, out
+    assert done == load_course().get(14).task_order
+    outcomes = progress(lab)["lessons"]["14"]["outcomes"]
+    assert set(outcomes["tasks"].values()) == {"done"}
+    print(f"\nlearner capstone on {lab.engine}: {time.monotonic() - t0:.0f} s")
+    r = second_shell(lab, f"dicomkit timeline --accession {outcomes['swf_accession']} --json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    seen = [x["transaction"].split()[0] for x in rows]
+    whole_run = ["RAD-2", "RAD-6", "RAD-8", "RAD-7", "RAD-10", "RAD-10"]
+    assert [k for k in seen if k in whole_run] == whole_run
+    # The learner's own findscu, by accession, is among the worklist queries the lab saw.
+    assert any(x["transaction"].startswith("RAD-5") and x["sender"] == lab.cfg.aet
+               for x in rows), seen  # fmt: skip
+
+
 def _course_commands(lab: Lab) -> list[tuple[int, str]]:
     """Every command the course prints outside its tasks, as `lesson N --json` reports them
     (equivalents, reproductions, recaps, the tutor's own curl for an order)."""
     found: list[tuple[int, str]] = []
-    for number in range(1, 14):
+    for number in range(1, 15):
         r = lab.cli("lesson", str(number), "--json")
         assert r.code in (0, 1), r.err
         data = r.json()
@@ -188,7 +236,7 @@ def test_watch_advances_when_the_lab_shows_the_result(lab: Lab) -> None:
                           encoding="utf-8", timeout=60, dimensions=(50, 120))  # fmt: skip
     child.expect("your turn: Fix the send button")
     do_task(lab, 8, "fix-called-ae")  # from the second shell, with the real storescu
-    child.expect("the tutor saw the PACS stored")
+    child.expect(spaced("the tutor saw a C-STORE of next-image.dcm"))  # what the PACS saw
     child.expect("your turn: Fix the morning worklist")  # advanced on its own
     child.sendline("h")
     child.expect("Hint 1/3")
@@ -206,7 +254,7 @@ def test_printed_commands_are_never_hard_wrapped(lab: Lab, columns: int) -> None
     a shell command and the long ones run past the terminal width instead of breaking."""
     tools = ("echoscu ", "findscu ", "storescu ", "getscu ", "curl ", "dcmdump ", "dicomkit ")
     longest = 0
-    for number in (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13):
+    for number in (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14):
         r = lab.cli("lesson", str(number), "--show-me", "--no-input", COLUMNS=str(columns))
         assert r.code == 0, r.out + r.err
         for line in r.out.splitlines():

@@ -14,4 +14,5 @@ from dicomkit.tutor.steps import (  # noqa: F401  (importing registers the names
     lesson11_retrieve_a_study,
     lesson12_storage_commitment,
     lesson13_deidentify_for_research,
+    lesson14_the_scheduled_workflow,
 )

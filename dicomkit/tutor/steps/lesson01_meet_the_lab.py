@@ -1,17 +1,15 @@
-"""Lesson 1, meet the lab: the actors, AE titles, C-ECHO; the learner echoes the tutor's own AE."""
+"""Lesson 1, meet the lab: the actors, AE titles, C-ECHO; the learner echoes the lab's PACS and the
+tutor sees the association arrive there (the lab's event feed)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from typing import Any
 
 from dicomkit import ui
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import facts, ok_mark
-
-TUTOR_AET = "TUTOR"  # the AE the tutor runs for lesson 1's task; the learner echoes it
+from dicomkit.tutor.watch_lab import lab_saw, rejected_association, status_text, watch_from_now
 
 
 @action("show_lab")
@@ -31,19 +29,20 @@ def show_lab(ctx: LabContext) -> None:
                                                             "AE title"], rows))  # fmt: skip
 
 
-def _echo(ctx: LabContext, peer: Any, what: str) -> None:
+def _echo(ctx: LabContext, peer: Any, what: str, calling: str = "") -> None:
     from dicomkit.dicom.scu import echo
 
-    result = echo(peer, ctx.aet, ctx.cfg.timeout)
+    calling = calling or ctx.aet
+    result = echo(peer, calling, ctx.cfg.timeout)
     rows = [
-        ["calling AE (us)", ctx.aet],
+        ["calling AE (us)", calling],
         ["called AE (them)", peer.aet],
         ["address", f"{peer.host}:{peer.port}"],
         ["status", f"0x{result.status:04X} {result.status_name}"],
         ["round trip", f"{result.ms:.1f} ms (associate + C-ECHO + release)"],
     ]
     ctx.out.show(facts(f"{ok_mark(result.ok)} C-ECHO to the {what}", rows))
-    ctx.out.equivalent(f"echoscu -v -aet {ctx.aet} -aec {peer.aet} {peer.host} {peer.port}")
+    ctx.out.equivalent(f"echoscu -v -aet {calling} -aec {peer.aet} {peer.host} {peer.port}")
 
 
 @action("echo_pacs")
@@ -61,61 +60,22 @@ def echo_mwl(ctx: LabContext) -> None:
     _echo(ctx, ctx.mwl, "worklist")
 
 
-class EchoListener:
-    """A Verification SCP the tutor runs itself, so it sees the learner's echo arrive."""
-
-    def __init__(self, host: str) -> None:
-        from pynetdicom import AE, evt
-        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-
-        self.seen: list[tuple[str, str]] = []  # (calling AE, called AE) of each C-ECHO
-        self._lock = threading.Lock()
-        ae = AE(ae_title=TUTOR_AET)
-        ae.require_called_aet = True  # like the PACS: a wrong called AE title is rejected
-        ae.add_supported_context(Verification)
-        with socket.socket() as probe:  # a free port, bound on the lab's host only
-            probe.bind((host, 0))
-            self.port = int(probe.getsockname()[1])
-        self.server = ae.start_server(
-            (host, self.port), block=False, evt_handlers=[(evt.EVT_C_ECHO, self._on_echo)]
-        )
-
-    def _on_echo(self, event: Any) -> int:
-        req = event.assoc.requestor
-        with self._lock:
-            self.seen.append((str(req.ae_title).strip(), TUTOR_AET))
-        return 0x0000  # Success
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-
-
-def _listener(ctx: LabContext) -> EchoListener:
-    found = ctx.scratch.get("echo_listener")
-    if found is None:
-        found = EchoListener(ctx.endpoints.host)
-        ctx.scratch["echo_listener"] = found
-        ctx.cleanups.append(found.close)
-    return found
-
-
 def _prepare_echo(ctx: LabContext) -> Values:
-    listener = _listener(ctx)
-    return {"tutor_aet": TUTOR_AET, "tutor_port": str(listener.port)}
+    return watch_from_now(ctx)
 
 
 def _show_me_echo(ctx: LabContext, values: Values) -> None:
-    from dicomkit.dicom.net import Peer
-
-    _echo(ctx, Peer(ctx.endpoints.host, int(values["tutor_port"]), TUTOR_AET), "tutor's AE")
+    _echo(ctx, ctx.pacs, "PACS", calling="ECHOSCU")
 
 
-@task("echo-tutor", _prepare_echo, _show_me_echo)
-def echo_tutor(ctx: LabContext, values: Values) -> Seen | None:
-    listener = _listener(ctx)
-    if not listener.seen:
-        return None
-    calling, called = listener.seen[-1]
-    text = f"a C-ECHO from calling AE {calling} to called AE {called}: answered 0x0000 Success"
-    return Seen(True, text, {"echo_calling_aet": calling})
+@task("echo-pacs", _prepare_echo, _show_me_echo, needs="events")
+def echo_pacs_yourself(ctx: LabContext, values: Values) -> Seen | None:
+    """The C-ECHO the PACS saw arrive, with the calling and called AE titles it carried."""
+    events = lab_saw(ctx, values, "association", "echo")
+    echoes = [e for e in events if e.service == "echo"]
+    if echoes:
+        e = echoes[-1]
+        return Seen(True, f"a C-ECHO arrive at the PACS from calling AE {e.calling} to called "
+                    f"AE {e.called}; it answered {status_text(e.get('status'))}",
+                    {"echo_calling_aet": e.calling})  # fmt: skip
+    return rejected_association(ctx, events)

@@ -123,7 +123,7 @@ SPS_RETURN_KEYS: tuple[tuple[str, str], ...] = (
 
 
 def missing_type1(ds: Dataset) -> list[str]:
-    """Type 1 return keys (PS3.4 K.6-1) that are absent or empty in a worklist item."""
+    """Type 1 return keys (PS3.4 Table K.6-1) that are absent or empty in a worklist item."""
     out = [k for k, t in MWL_RETURN_KEYS if t == "1" and not ds.get(k)]
     seq = ds.get("ScheduledProcedureStepSequence") or []
     if seq:

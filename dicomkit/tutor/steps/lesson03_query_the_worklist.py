@@ -1,19 +1,20 @@
 """Lesson 3, query the worklist: matching vs return keys (PS3.4 C.2.2.2); the learner asks the
-worklist for their station's steps today, the tutor reads the answers they saved."""
+worklist for their station's steps today, the tutor sees the C-FIND the worklist answered (the
+lab's event feed: its matching keys and how many items it matched)."""
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import shlex
 import time
-from typing import Any
 
 from dicomkit import ui
+from dicomkit.dicom.net import status_category
+from dicomkit.labevents import LabEvent
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import ok_mark
-from dicomkit.tutor.watch_lab import clear_answers, dicom_answers, json_answers, workdir
+from dicomkit.tutor.watch_lab import date_covers, lab_saw, matched, status_text, watch_from_now
 
 QUERY_CHOICES = (
     ("accession", "AccessionNumber = your accession (exact match)"),
@@ -89,26 +90,8 @@ def worklist_query(ctx: LabContext) -> None:
     )
 
 
-def worklist_rows(folder: Any) -> list[dict[str, str]]:
-    """Answers the learner saved: findscu -X files, or `dicomkit worklist find --json` output."""
-    rows = []
-    for ds in dicom_answers(folder):
-        seq = ds.get("ScheduledProcedureStepSequence") or []
-        sps = seq[0] if seq else {}
-        rows.append({"accession": str(ds.get("AccessionNumber", "")),
-                     "station_aet": str(sps.get("ScheduledStationAETitle", "")),
-                     "scheduled_date": str(sps.get("ScheduledProcedureStepStartDate", ""))})  # fmt: skip
-    for doc in json_answers(folder):
-        matches = doc.get("matches", []) if isinstance(doc, dict) else []
-        rows += [{k: str(m.get(k, "")) for k in ("accession", "station_aet", "scheduled_date")}
-                 for m in matches if isinstance(m, dict)]  # fmt: skip
-    return rows
-
-
 def _prepare(ctx: LabContext) -> Values:
-    folder = workdir(ctx, "lesson-3")
-    clear_answers(folder)
-    return {"accession": str(ctx.need("accession", 2)), "workdir": str(folder), "today": today()}
+    return {"accession": str(ctx.need("accession", 2)), "today": today(), **watch_from_now(ctx)}
 
 
 def _show_me(ctx: LabContext, values: Values) -> None:
@@ -116,32 +99,35 @@ def _show_me(ctx: LabContext, values: Values) -> None:
     from dicomkit.dicom.worklist import WorklistQuery
 
     query = WorklistQuery(station_aet=ctx.aet, date=values["today"])
-    rows = find_worklist(ctx.mwl, ctx.aet, query, ctx.cfg.timeout)
-    out = {"query": query.matching_keys(), "matches": rows}
-    path = workdir(ctx, "lesson-3") / "worklist.json"
-    from dicomkit.fsutil import atomic_write_text
-
-    atomic_write_text(path, json.dumps(out, indent=2))
+    find_worklist(ctx.mwl, ctx.aet, query, ctx.cfg.timeout)
 
 
-@task("query-worklist", _prepare, _show_me)
+def judge_worklist_find(ctx: LabContext, e: LabEvent, station: str, day: str) -> Seen:
+    """A worklist C-FIND the MWL SCP saw, judged as "this station's steps for ``day``"."""
+    keys = dict(e.get("keys") or {})
+    asked = f"your C-FIND from {e.calling}"
+    status = e.get("status")
+    if isinstance(status, int) and status_category(status) == "failure":
+        return Seen(False, f"the worklist refused {asked} ({status_text(status, 'find')})")
+    wrong = []
+    if keys.get("ScheduledStationAETitle") != station:
+        wrong.append(f"station {keys.get('ScheduledStationAETitle') or '(any)'}, not {station}")
+    if not date_covers(keys.get("ScheduledProcedureStepStartDate"), day):
+        wrong.append(f"start date {keys.get('ScheduledProcedureStepStartDate') or '(any)'}, "
+                     f"not {day}")  # fmt: skip
+    if wrong:
+        return Seen(False, f"{asked} {matched(e)}, but it asked for {'; '.join(wrong)}: match on "
+                    "ScheduledStationAETitle and ScheduledProcedureStepStartDate")  # fmt: skip
+    if not e.get("matches"):
+        return Seen(False, f"{asked} {matched(e)} for station {station} on {day}")
+    return Seen(True, f"{asked} {matched(e)}: every step scheduled for station {station} on {day}",
+                {"learner_query_matches": e.get("matches")})  # fmt: skip
+
+
+@task("query-worklist", _prepare, _show_me, needs="events")
 def query_worklist(ctx: LabContext, values: Values) -> Seen | None:
-    import pathlib
-
-    rows = worklist_rows(pathlib.Path(values["workdir"]))
-    if not rows:
+    """The worklist C-FIND the MWL SCP saw from the learner, with its match count."""
+    finds = lab_saw(ctx, values, "mwl-find")
+    if not finds:
         return None
-    accession = values["accession"]
-    others = sorted({r["station_aet"] for r in rows if r["station_aet"] not in ("", ctx.aet)})
-    days = sorted({r["scheduled_date"] for r in rows if r["scheduled_date"] not in ("",
-                   values["today"])})  # fmt: skip
-    mine = any(r["accession"] == accession for r in rows)
-    text = f"your C-FIND answers: {len(rows)} item(s)"
-    if others or days:
-        why = ", ".join([f"station {s}" for s in others] + [f"date {d}" for d in days])
-        return Seen(False, f"{text}, some not for station {ctx.aet} today ({why}): match on "
-                    "ScheduledStationAETitle and the start date")  # fmt: skip
-    if not mine:
-        return Seen(False, f"{text}, but your order {accession} is not among them")
-    return Seen(True, f"{text}, all for station {ctx.aet} today, your order {accession} among "
-                "them", {"learner_query_matches": len(rows)})  # fmt: skip
+    return judge_worklist_find(ctx, finds[-1], ctx.aet, values["today"])

@@ -1,53 +1,60 @@
-"""Lesson 6, find it in the PACS: the learner searches by accession (Study Root C-FIND or REST)
-and keeps the answer; the tutor reads it, then shows both ways side by side."""
+"""Lesson 6, find it in the PACS: the learner searches by accession (Study Root C-FIND, REST or
+QIDO-RS); the tutor sees the search arrive at the PACS (the lab's event feed), then shows both
+ways side by side."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 from dicomkit import ui
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, action, task
 from dicomkit.tutor.show import ok_mark, panel
-from dicomkit.tutor.watch_lab import (
-    dicom_answers,
-    json_answers,
-    mentions,
-    rest_find,
-    study_task_values,
-)
+from dicomkit.tutor.watch_lab import lab_saw, matched, rest_find, watch_from_now
 
 
 def _prepare(ctx: LabContext) -> Values:
-    return study_task_values(ctx, "lesson-6")
+    return {"accession": str(ctx.need("accession", 5)),
+            "study_uid": str(ctx.need("study_instance_uid", 5)), **watch_from_now(ctx)}  # fmt: skip
 
 
 def _show_me(ctx: LabContext, values: Values) -> None:
-    from dicomkit.fsutil import atomic_write_text
+    from dicomkit.dicom.scu import StudyQuery, find_studies
 
-    found = rest_find_study(ctx, values["accession"])
-    atomic_write_text(Path(values["workdir"]) / "study.json", json.dumps(found, indent=2))
+    find_studies(ctx.pacs, ctx.aet, StudyQuery(accession=values["accession"]), ctx.cfg.timeout)
 
 
-@task("find-study", _prepare, _show_me)
+# The HTTP searches for studies: Orthanc's REST API and QIDO-RS (PS3.18 10.6).
+STUDY_SEARCHES = {("POST", "/tools/find"), ("GET", "/dicom-web/studies")}
+
+
+@task("find-study", _prepare, _show_me, needs="events")
 def find_study(ctx: LabContext, values: Values) -> Seen | None:
-    folder = Path(values["workdir"])
-    study = values["study_uid"]
-    answers = dicom_answers(folder)
-    docs = json_answers(folder)
-    if not answers and not docs:
-        return None
-    if any(str(ds.get("StudyInstanceUID", "")) == study for ds in answers):
-        return Seen(True, f"your C-FIND answer names study {study}")
-    if any(mentions(doc, study) for doc in docs):
-        return Seen(True, f"your saved answer names study {study}")
-    return Seen(False, f"{len(answers) + len(docs)} answer(s) saved, none names your study "
-                f"{study}: search by AccessionNumber={values['accession']} and ask for the "
-                "StudyInstanceUID back")  # fmt: skip
+    """The study search the PACS saw: a Study Root C-FIND (its keys and match count) or a REST
+    or QIDO-RS search (the feed keeps no query string or body: patient names may be in them)."""
+    accession = values["accession"]
+    for e in reversed(lab_saw(ctx, values, "find", "http")):
+        if e.service == "http" and (e.get("method"), e.get("path")) in STUDY_SEARCHES:
+            status = e.get("status")
+            if isinstance(status, int) and status >= 400:
+                return Seen(False, f"your {e.get('method')} {e.get('path')} reached the PACS, "
+                            f"which answered HTTP {status}")  # fmt: skip
+            return Seen(True, f"your {e.get('method')} {e.get('path')} arrive at the PACS from "
+                        f"{e.calling}" + (f" (HTTP {status})" if status else ""))  # fmt: skip
+        if e.service != "find":
+            continue
+        keys = dict(e.get("keys") or {})
+        asked = f"your C-FIND from {e.calling} at level {e.get('level') or '?'}"
+        if e.get("level") != "STUDY" or keys.get("AccessionNumber") != accession:
+            return Seen(False, f"{asked} {matched(e, 'study')}: search at the STUDY level with "
+                        f"AccessionNumber = {accession}")  # fmt: skip
+        if e.get("matches") == 0:
+            return Seen(False, f"{asked} by AccessionNumber {accession} matched no study")
+        return Seen(True, f"{asked} by AccessionNumber {accession} {matched(e, 'study')}")
+    return None
 
 
 @action("find_study_cfind")
@@ -77,7 +84,7 @@ def find_study_cfind(ctx: LabContext) -> None:
 
 def rest_find_study(ctx: LabContext, accession: str) -> list[dict[str, Any]]:
     """Orthanc's REST API (the embedded PACS answers the same subset): POST /tools/find."""
-    return rest_find(ctx, "Study", {"AccessionNumber": accession}, expand=True)
+    return rest_find(ctx, "Study", {"AccessionNumber": accession}, expand=True, probe=False)
 
 
 @action("find_study_rest")

@@ -1,7 +1,9 @@
 """Lesson 8, break-fix: the tutor hands the learner a broken modality (shell scripts with DCMTK
 commands in their own work folder: wrong called AE, unregistered calling AE, JPEG 2000 without a
 context, station/date mismatch). The learner runs one, reads the error, fixes it; the tutor
-watches the PACS (REST) and the answers for the result. The lab's configuration is untouched."""
+watches what the PACS and the worklist saw when the script ran (the lab's event feed: rejected
+associations, refused or empty C-FINDs, the C-STORE of the image). The lab's configuration is
+untouched."""
 
 from __future__ import annotations
 
@@ -10,13 +12,23 @@ import shlex
 from pathlib import Path
 
 from dicomkit.errors import DicomkitError
+from dicomkit.labevents import LabEvent
 from dicomkit.tutor.context import LabContext
 from dicomkit.tutor.registry import Seen, Values, task
-from dicomkit.tutor.steps.lesson03_query_the_worklist import today, worklist_rows
-from dicomkit.tutor.watch_lab import clear_answers, sop_in_pacs, workdir
+from dicomkit.tutor.steps.lesson03_query_the_worklist import judge_worklist_find, today
+from dicomkit.tutor.watch_lab import (
+    age_s,
+    lab_saw,
+    matched,
+    rejected_association,
+    status_text,
+    watch_from_now,
+    workdir,
+)
 
 ROGUE_AET = "ROGUE"  # a calling AE title the lab's PACS does not know
 OTHER_STATION = "CT_ROOM_2"
+ASSOCIATION_GRACE_S = 3.0  # an association seen without its C-FIND yet: wait this long to judge
 J2K_FLAGS = {"1.2.840.10008.1.2.4.90": "-xv", "1.2.840.10008.1.2.4.91": "-xw"}  # storescu
 
 
@@ -25,11 +37,12 @@ def wrong_called_aet(ctx: LabContext) -> str:
 
 
 def _scene(ctx: LabContext, name: str) -> dict[str, str] | None:
-    """The scenario this task set up earlier, unless the task was finished since."""
+    """The scenario this task set up earlier, unless the task was finished since; the tutor
+    watches the lab from now on."""
     tasks = ctx.progress.outcomes(8).get("tasks", {})
     scene = ctx.progress.outcomes(8).get(f"scene_{name}")
     if scene and tasks.get(name) not in ("done", "shown") and Path(scene["script"]).is_file():
-        return dict(scene)
+        return dict(scene) | watch_from_now(ctx)
     return None
 
 
@@ -41,7 +54,22 @@ def _write_script(path: Path, why: str, command: str) -> None:
 
 
 def _base(ctx: LabContext) -> Values:
-    return {"accession": str(ctx.need("accession", 2)), "workdir": str(workdir(ctx, "lesson-8"))}
+    return {"accession": str(ctx.need("accession", 2)), "workdir": str(workdir(ctx, "lesson-8")),
+            **watch_from_now(ctx)}  # fmt: skip
+
+
+def _stored(ctx: LabContext, values: Values, what: str) -> Seen | None:
+    """The C-STORE of the scene's image the PACS saw, or the association it turned away."""
+    events = lab_saw(ctx, values, "association", "store")
+    for e in reversed(events):
+        if e.service == "store" and e.get("sop_instance_uid") == values["sop"]:
+            status = e.get("status")
+            said = f"a C-STORE of {what} (SOP Instance {values['sop']}) arrive at the PACS from "
+            said += f"calling AE {e.calling} to called AE {e.called}"
+            if status != 0:
+                return Seen(False, f"{said}, answered {status_text(status)}")
+            return Seen(True, f"{said}; it answered {status_text(status)}")
+    return rejected_association(ctx, events)
 
 
 def _fix(values: Values, old: str, new: str) -> None:
@@ -83,12 +111,12 @@ def _show_me_called(ctx: LabContext, values: Values) -> None:
         raise DicomkitError("the PACS did not store the image", "see `dicomkit logs pacs`")
 
 
-@task("fix-called-ae", _prepare_called, _show_me_called)
+@task("fix-called-ae", _prepare_called, _show_me_called, needs="events")
 def fix_called_ae(ctx: LabContext, values: Values) -> Seen | None:
-    if not sop_in_pacs(ctx, values["sop"]):
-        return None
-    return Seen(True, f"the PACS stored {Path(values['image']).name} (SOP Instance "
-                f"{values['sop']}): the called AE title is right now",
+    seen = _stored(ctx, values, Path(values["image"]).name)
+    if seen is None or not seen.ok:
+        return seen
+    return Seen(True, f"{seen.text}: the called AE title is right now",
                 {"l8_sop_instance_uid": values["sop"]})  # fmt: skip
 
 
@@ -98,12 +126,8 @@ def fix_called_ae(ctx: LabContext, values: Values) -> Seen | None:
 def _prepare_calling(ctx: LabContext) -> Values:
     scene = _scene(ctx, "fix-calling-ae")
     if scene:
-        clear_answers(Path(scene["answers"]))
         return scene
     values = _base(ctx)
-    answers = Path(values["workdir"]) / "worklist"
-    answers.mkdir(exist_ok=True)
-    clear_answers(answers)
     script = Path(values["workdir"]) / "morning-worklist.sh"
     m = ctx.mwl
     _write_script(script, "The new room's morning worklist query. Its AE title was never "
@@ -111,41 +135,55 @@ def _prepare_calling(ctx: LabContext) -> Values:
                   f"findscu -W -v -aet {ROGUE_AET} -aec {m.aet} "
                   f"-k AccessionNumber={shlex.quote(values['accession'])} -k PatientName= "
                   "-k 'ScheduledProcedureStepSequence[0].ScheduledStationAETitle=' "
-                  f"-X -od {shlex.quote(str(answers))} {m.host} {m.port}")  # fmt: skip
-    values |= {"script": str(script), "answers": str(answers)}
+                  f"{m.host} {m.port}")  # fmt: skip
+    values |= {"script": str(script)}
     ctx.record(**{"scene_fix-calling-ae": values})
     return values
 
 
-def _answers_json(ctx: LabContext, folder: Path, station: str, date: str, accession: str) -> None:
-    import json
-
+def _query(ctx: LabContext, station: str, date: str, accession: str) -> None:
+    """--show-me: the fixed script's worklist C-FIND, sent by the tutor."""
     from dicomkit.dicom.scu import find_worklist
     from dicomkit.dicom.worklist import WorklistQuery
-    from dicomkit.fsutil import atomic_write_text
 
     query = WorklistQuery(accession=accession, station_aet=station, date=date)
-    rows = find_worklist(ctx.mwl, ctx.aet, query, ctx.cfg.timeout)
-    atomic_write_text(folder / "answers.json", json.dumps({"matches": rows}, indent=2))
+    find_worklist(ctx.mwl, ctx.aet, query, ctx.cfg.timeout)
 
 
 def _show_me_calling(ctx: LabContext, values: Values) -> None:
     _fix(values, f"-aet {ROGUE_AET} ", f"-aet {ctx.aet} ")
-    _answers_json(ctx, Path(values["answers"]), "", "", values["accession"])
+    _query(ctx, "", "", values["accession"])
 
 
-def _answers_seen(values: Values, folder: Path, what: str) -> Seen | None:
-    rows = worklist_rows(folder)
-    if not rows:
-        return None
-    if any(r["accession"] == values["accession"] for r in rows):
-        return Seen(True, f"{what}: the worklist answered with your order {values['accession']}")
-    return Seen(False, f"{len(rows)} answer(s), none for your order {values['accession']}")
+def _served(events: list[LabEvent], calling: str) -> bool:
+    return any(e.service == "mwl-find" and e.calling == calling for e in events)
 
 
-@task("fix-calling-ae", _prepare_calling, _show_me_calling)
+@task("fix-calling-ae", _prepare_calling, _show_me_calling, needs="events")
 def fix_calling_ae(ctx: LabContext, values: Values) -> Seen | None:
-    return _answers_seen(values, Path(values["answers"]), "the morning query works")
+    """The worklist C-FIND the worklist answered, or the refusal it gave the unknown AE."""
+    events = lab_saw(ctx, values, "association", "mwl-find")
+    if not events:
+        return None
+    e = events[-1]
+    accession = values["accession"]
+    if e.service == "association":
+        if e.get("accepted") is False:
+            return rejected_association(ctx, [e])
+        if _served(events, e.calling) or age_s(e) < ASSOCIATION_GRACE_S:
+            return None  # its C-FIND may still be on its way into the feed
+        # Orthanc aborts a worklist C-FIND from an AE it does not know: no C-FIND event.
+        return Seen(False, f"an association from calling AE {e.calling}, and no worklist "
+                    "C-FIND answered on it")  # fmt: skip
+    asked = f"the worklist C-FIND from {e.calling}"
+    status = e.get("status")
+    if isinstance(status, int) and status != 0:
+        return Seen(False, f"the worklist refuse the C-FIND from calling AE {e.calling} "
+                    f"({status_text(status, 'find')})")  # fmt: skip
+    if (e.get("keys") or {}).get("AccessionNumber") != accession or not e.get("matches"):
+        return Seen(False, f"{asked} {matched(e)}: ask for your order {accession}")
+    return Seen(True, f"{asked} answered: it {matched(e)}, your order {accession}; the morning "
+                "query works")  # fmt: skip
 
 
 # ---- 3. a JPEG 2000 file and no presentation context -----------------------------------------
@@ -195,13 +233,13 @@ def _show_me_j2k(ctx: LabContext, values: Values) -> None:
         raise DicomkitError("the PACS did not store the JPEG 2000 file", "see `dicomkit logs pacs`")
 
 
-@task("fix-j2k", _prepare_j2k, _show_me_j2k)
+@task("fix-j2k", _prepare_j2k, _show_me_j2k, needs="events")
 def fix_j2k(ctx: LabContext, values: Values) -> Seen | None:
-    if not sop_in_pacs(ctx, values["sop"]):
-        return None
-    return Seen(True, f"the PACS stored the JPEG 2000 file (SOP Instance {values['sop']}) in its "
-                "own transfer syntax", {"j2k_study_uid": values["study_uid"],
-                                        "j2k_sop_instance_uid": values["sop"]})  # fmt: skip
+    seen = _stored(ctx, values, "the JPEG 2000 file")
+    if seen is None or not seen.ok:
+        return seen
+    return Seen(True, f"{seen.text}, in the file's own transfer syntax",
+                {"j2k_study_uid": values["study_uid"], "j2k_sop_instance_uid": values["sop"]})  # fmt: skip
 
 
 # ---- 4. the worklist is empty: station and date ----------------------------------------------
@@ -210,12 +248,8 @@ def fix_j2k(ctx: LabContext, values: Values) -> Seen | None:
 def _prepare_empty(ctx: LabContext) -> Values:
     scene = _scene(ctx, "fix-empty-worklist")
     if scene:
-        clear_answers(Path(scene["answers"]))
         return scene | {"today": today()}
     values = _base(ctx)
-    answers = Path(values["workdir"]) / "today"
-    answers.mkdir(exist_ok=True)
-    clear_answers(answers)
     yesterday = (_dt.date.today() - _dt.timedelta(days=1)).strftime("%Y%m%d")
     script = Path(values["workdir"]) / "todays-patients.sh"
     m = ctx.mwl
@@ -224,10 +258,8 @@ def _prepare_empty(ctx: LabContext) -> Values:
                   f"findscu -W -v -aet {ctx.aet} -aec {m.aet} "
                   f"-k '{sps}.ScheduledStationAETitle={OTHER_STATION}' "
                   f"-k '{sps}.ScheduledProcedureStepStartDate={yesterday}' "
-                  "-k AccessionNumber= -k PatientName= "
-                  f"-X -od {shlex.quote(str(answers))} {m.host} {m.port}")  # fmt: skip
-    values |= {"script": str(script), "answers": str(answers), "yesterday": yesterday,
-               "today": today()}  # fmt: skip
+                  f"-k AccessionNumber= -k PatientName= {m.host} {m.port}")  # fmt: skip
+    values |= {"script": str(script), "yesterday": yesterday, "today": today()}
     ctx.record(**{"scene_fix-empty-worklist": values})
     return values
 
@@ -235,9 +267,13 @@ def _prepare_empty(ctx: LabContext) -> Values:
 def _show_me_empty(ctx: LabContext, values: Values) -> None:
     _fix(values, f"={OTHER_STATION}'", f"={ctx.aet}'")
     _fix(values, f"={values['yesterday']}'", f"={values['today']}'")
-    _answers_json(ctx, Path(values["answers"]), ctx.aet, values["today"], "")
+    _query(ctx, ctx.aet, values["today"], "")
 
 
-@task("fix-empty-worklist", _prepare_empty, _show_me_empty)
+@task("fix-empty-worklist", _prepare_empty, _show_me_empty, needs="events")
 def fix_empty_worklist(ctx: LabContext, values: Values) -> Seen | None:
-    return _answers_seen(values, Path(values["answers"]), "station and date match now")
+    finds = lab_saw(ctx, values, "mwl-find")
+    if not finds:
+        return None
+    seen = judge_worklist_find(ctx, finds[-1], ctx.aet, values["today"])
+    return Seen(True, f"{seen.text}: station and date match now") if seen.ok else seen

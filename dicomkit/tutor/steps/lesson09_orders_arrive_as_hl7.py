@@ -1,6 +1,6 @@
 """Lesson 9, orders arrive as HL7: the tutor writes an ORM^O01 (HL7 v2.3.1) the HIS would send;
 the learner sends it over MLLP (`dicomkit hl7 send`); the tutor watches the RIS for the order
-(IHE RAD TF-2 RAD-2/RAD-4), then shows its fields and an order the RIS refuses (ACK AE + ERR)."""
+(IHE RAD TF-2 RAD-2), then shows its fields and an order the RIS refuses (ACK AE + ERR)."""
 
 from __future__ import annotations
 

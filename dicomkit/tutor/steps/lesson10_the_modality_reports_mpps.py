@@ -17,7 +17,8 @@ from dicomkit.tutor.watch_lab import workdir
 PATIENT = "TUTOR^ALAN"  # synthetic: never a real patient in a lab
 
 
-def _order(ctx: LabContext, accession: str) -> dict[str, Any] | None:
+def ris_order(ctx: LabContext, accession: str) -> dict[str, Any] | None:
+    """The order as the RIS has it, or None when it has none."""
     from dicomkit.ris.client import RisClient
 
     try:
@@ -37,7 +38,7 @@ def _prepare_start(ctx: LabContext) -> Values:
         accession = ctx.progress.next_accession()
         ctx.record(task_accession=accession)
     accession = str(accession)
-    if _order(ctx, accession) is None:
+    if ris_order(ctx, accession) is None:
         RisClient(ctx.endpoints.ris_url, timeout=ctx.cfg.timeout).create_order({
             "patient_id": f"{accession}-PID", "patient_name": PATIENT, "accession": accession,
             "modality": "CR", "study_desc": "XR CHEST PA", "sex": "M",
@@ -83,7 +84,7 @@ def _status(order: dict[str, Any]) -> str:
 @task("mpps-start", _prepare_start, _show_me_start)
 def mpps_start(ctx: LabContext, values: Values) -> Seen | None:
     accession = values["accession"]
-    order = _order(ctx, accession)
+    order = ris_order(ctx, accession)
     if order is None:
         return Seen(False, f"no order {accession} in the RIS (rerun `dicomkit lesson 10`)")
     status = _status(order)
@@ -122,7 +123,7 @@ def mpps_complete(ctx: LabContext, values: Values) -> Seen | None:
     from dicomkit.dicom.worklist import WorklistQuery
 
     accession = values["accession"]
-    order = _order(ctx, accession)
+    order = ris_order(ctx, accession)
     if order is None:
         return Seen(False, f"no order {accession} in the RIS (rerun `dicomkit lesson 10`)")
     status = _status(order)
@@ -141,7 +142,7 @@ def mpps_complete(ctx: LabContext, values: Values) -> Seen | None:
 @action("mpps_after")
 def mpps_after(ctx: LabContext) -> None:
     accession = str(ctx.need("mpps_accession", 10, own=True))
-    order = _order(ctx, accession) or {}
+    order = ris_order(ctx, accession) or {}
     rows = [[k, str(order.get(k, ""))] for k in
             ("status", "mpps_sop_instance_uid", "status_updated", "study_instance_uid")]  # fmt: skip
     ctx.out.show(ui.table(f"Order {accession} in the RIS", ["field", "value"], rows))

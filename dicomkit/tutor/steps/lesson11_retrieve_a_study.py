@@ -1,5 +1,5 @@
 """Lesson 11, retrieve a study: the tutor hands over a workstation's C-MOVE script whose
-destination AE the PACS does not know (PS3.4 C.4.2.1.4: 0xA801, Orthanc 1.10: 0xC000); the learner
+destination AE the PACS does not know (PS3.4 C.4.2.1.5: 0xA801, Orthanc 1.10: 0xC000); the learner
 fixes it and the tutor watches the folder for the study. Then the tutor shows C-GET (PS3.4 C.4.3)."""
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ reads the report there. Then it asks about an instance the PACS never received (
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Sto
 
 
 def commit_instances(ctx: LabContext, instances: list[tuple[str, str, str]]) -> Any:
-    from dicomkit.dicom.commit import commit
+    from dicomkit.dicom.commit import commit, remember
 
-    return commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.listen_address,
-                  listen_port=ctx.endpoints.retrieve_port, timeout=ctx.cfg.timeout)  # fmt: skip
+    report = commit(ctx.pacs, ctx.aet, instances, listen_host=ctx.endpoints.listen_address,
+                    listen_port=ctx.endpoints.retrieve_port, timeout=ctx.cfg.timeout)  # fmt: skip
+    remember(ctx.cfg.commitments_file, report)
+    return report
 
 
 def _prepare(ctx: LabContext) -> Values:
@@ -36,19 +39,26 @@ def _show_me(ctx: LabContext, values: Values) -> None:
     out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
 
 
-@task("commit-study", _prepare, _show_me)
-def commit_study(ctx: LabContext, values: Values) -> Seen | None:
-    docs = [d for d in json_answers(Path(values["workdir"]))
-            if isinstance(d, dict) and "transaction_uid" in d]  # fmt: skip
+def commitment_seen(folder: Path, accession: str) -> tuple[Seen | None, dict[str, Any]]:
+    """The last commitment report saved in ``folder`` (`dicomkit commit --json`), in words."""
+    docs = [d for d in json_answers(folder) if isinstance(d, dict) and "transaction_uid" in d]
     if not docs:
-        return None
+        return None, {}
     doc = docs[-1]
     if not doc.get("ok"):
-        return Seen(False, f"a commitment report with {doc.get('failed')} failed instance(s)")
-    return Seen(True, f"the PACS committed {doc['committed']} instance(s) of {values['accession']} "
+        return Seen(False, f"a commitment report with {doc.get('failed')} failed instance(s)"), doc
+    return Seen(True, f"the PACS committed {doc['committed']} instance(s) of {accession} "
                 f"(transaction {doc['transaction_uid']}, report on the {doc['association']} "
-                "association)", {"commit_accession": values["accession"],
-                "commit_transaction_uid": doc["transaction_uid"]})  # fmt: skip
+                "association)"), doc  # fmt: skip
+
+
+@task("commit-study", _prepare, _show_me)
+def commit_study(ctx: LabContext, values: Values) -> Seen | None:
+    seen, doc = commitment_seen(Path(values["workdir"]), values["accession"])
+    if seen is None or not seen.ok:
+        return seen
+    return replace(seen, outcomes={"commit_accession": values["accession"],
+                                   "commit_transaction_uid": doc["transaction_uid"]})  # fmt: skip
 
 
 @action("commit_unknown")
@@ -62,4 +72,4 @@ def commit_unknown(ctx: LabContext) -> None:
             for r in report.results]  # fmt: skip
     ctx.out.show(ui.table(f"Commitment for an instance {ctx.pacs} never received (transaction "
                           f"{report.transaction_uid})", ["SOP Instance UID", "result",
-                          "Failure Reason (PS3.4 J.3.3.1.3)"], rows))  # fmt: skip
+                          "Failure Reason (PS3.3 C.14.1.1)"], rows))  # fmt: skip
