@@ -5,6 +5,8 @@ run; medians and the ratio are printed, and ``bench/RESULTS.md`` is rewritten.
     python bench/run.py                  # every bench (~5 minutes on 2 cores), rewrites RESULTS.md
     python bench/run.py help echo        # only these benches (RESULTS.md gets only these rows)
     python bench/run.py --reps 3 store   # fewer repetitions
+    python bench/run.py scale            # archive growth, 1k and 10k instances (~10 min)
+    python bench/run.py scale --sizes 1000,10000,100000   # and 100k (~45 min more)
 
 Public tools only: time.perf_counter around whole processes (and around in-process calls where
 said), DCMTK by absolute path (/usr/bin/storescu: the venv's pynetdicom ships a storescu too).
@@ -1022,6 +1024,418 @@ def bench_stow(reps: int) -> None:
     say(f"stow: {se:.0f} vs {so:.0f} inst/s")
 
 
+# ---- scale: how each engine's cost grows with the archive (issue 18) ----------------------
+
+SCALE_MARK_START, SCALE_MARK_END = "<!-- scale bench: start -->", "<!-- scale bench: end -->"
+SCALE_SIZES = (1_000, 10_000)  # --sizes 1000,10000,100000 adds the 100k step (~25 min more)
+# Syllables of synthetic family names: ~1,700 distinct names, so a 5-letter prefix picks out a
+# patient or two among hundreds (the wildcard query), as in a real archive.
+_SYLLABLES = ("BA", "KO", "MI", "RA", "SU", "TE", "NO", "LI", "DA", "VE", "GO", "PE")
+_GIVEN = ("ANNA", "JOHN", "MARIA", "PAUL", "ELIF", "KENJI", "OLGA", "ARJUN", "SARA", "LUCA")
+_UID_ROOT = "1.2.826.0.1.3680043.8.498.18."  # pydicom's root + this issue's number
+SCALE_ENGINES = ("embedded", "orthanc-sqlite")
+
+
+@dataclass
+class _Shape:
+    """Where each instance of the synthetic archive sits: patient -> study -> series."""
+
+    patient: int
+    study: int
+    series: int
+    number: int
+    series_size: int
+    modality: str
+
+
+def _scale_stream(total: int) -> Iterator[_Shape]:
+    """The archive as a stream: patients with 1-4 studies, studies with 1-3 series, series of
+    20-200 instances (log-uniform: many short series, some long ones). Seeded: the same
+    archive every run, so the first N instances are always the same."""
+    import math
+    import random
+
+    rng = random.Random(18)
+    made = patient = study = series = 0
+    while True:
+        for _ in range(rng.randint(1, 4)):
+            modality = rng.choice(("CT", "CT", "MR", "MR", "CR", "US"))
+            for _ in range(rng.randint(1, 3)):
+                size = int(math.exp(rng.uniform(math.log(20), math.log(200))))
+                for k in range(size):
+                    if made == total:
+                        return
+                    yield _Shape(patient, study, series, k + 1, size, modality)
+                    made += 1
+                series += 1
+            study += 1
+        patient += 1
+
+
+def scale_patient_name(patient: int) -> str:
+    a = _SYLLABLES
+    n = patient * 7919  # spread neighbours apart in name space
+    family = a[n % 12] + a[(n // 12) % 12] + a[(n // 144) % 12] + "V"
+    return f"{family}^{_GIVEN[patient % len(_GIVEN)]}"
+
+
+def scale_accession(study: int) -> str:
+    return f"A{study:07d}"
+
+
+def scale_data(sizes: list[int]) -> list[Path]:
+    """One folder per growth step (instances sizes[i-1]..sizes[i]), made once under bench/out."""
+    bounds = [0, *sizes]
+    folders = [DATA / f"scale-{a}-{b}" for a, b in zip(bounds, bounds[1:])]
+    if all(_done(f, b - a) for f, a, b in zip(folders, bounds, bounds[1:])):
+        return folders
+    say(f"  writing the synthetic archive ({sizes[-1]:,} instances, once, under bench/out/data)")
+    ds = None
+    for n, shape in enumerate(_scale_stream(sizes[-1])):
+        step = next(i for i, b in enumerate(bounds[1:]) if n < b)
+        folder = folders[step]
+        if _done(folder, bounds[step + 1] - bounds[step]):
+            continue
+        if n == bounds[step]:
+            ds = _copies_of_ct_small(folder)
+            ds.Rows = ds.Columns = 16
+            ds.PixelData = bytes(16 * 16 * 2)
+            for kw in ("OtherPatientIDs", "RequestAttributesSequence"):
+                if kw in ds:
+                    del ds[kw]
+        assert ds is not None
+        p, st, se = shape.patient, shape.study, shape.series
+        ds.PatientName, ds.PatientID = scale_patient_name(p), f"PID{p:06d}"
+        ds.PatientBirthDate, ds.PatientSex = f"19{40 + p % 60:02d}0{1 + p % 9}15", "MF"[p % 2]
+        ds.AccessionNumber, ds.StudyID = scale_accession(st), str(st % 100000)
+        ds.StudyDate = f"20{20 + st % 6:02d}{1 + st % 12:02d}{1 + st % 28:02d}"
+        ds.StudyDescription = f"{shape.modality} STUDY {st % 17}"
+        ds.StudyInstanceUID = f"{_UID_ROOT}1.{st}"
+        ds.SeriesInstanceUID = f"{_UID_ROOT}2.{se}"
+        ds.Modality, ds.SeriesNumber = shape.modality, se % 1000
+        ds.InstanceNumber = shape.number
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{_UID_ROOT}3.{n}"
+        ds.save_as(folder / f"i{n:07d}.dcm", enforce_file_format=True)
+        if n + 1 == bounds[step + 1]:
+            _marker(folder).write_text(str(bounds[step + 1] - bounds[step]))
+    return folders
+
+
+def _scale_studies(upto: int) -> list[tuple[str, str, str]]:
+    """(accession, PatientID, StudyInstanceUID) of every study among the first ``upto``."""
+    seen: dict[int, tuple[str, str, str]] = {}
+    for s in _scale_stream(upto):
+        seen.setdefault(
+            s.study, (scale_accession(s.study), f"PID{s.patient:06d}", f"{_UID_ROOT}1.{s.study}")
+        )
+    return list(seen.values())
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` occupy on disk (allocated blocks, like du)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+    return total
+
+
+@contextlib.contextmanager
+def scale_server(engine: str, home: Path, worklists: Path) -> Iterator[tuple[Server, Path]]:
+    """A server of ``engine`` and the folder that holds its archive (storage + index)."""
+    if engine == "embedded":
+        with embedded(home, worklists) as s:
+            yield s, home
+    elif engine == "orthanc-sqlite":
+        with orthanc(home, worklists, dicomweb=True) as s:
+            yield s, home / "orthanc-db"
+    else:
+        raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(SCALE_ENGINES)}")
+
+
+def _median_ms(xs: list[float]) -> float:
+    return median(xs) * 1000
+
+
+def _timed_calls(fn: Callable[[int], Any], reps: int) -> list[float]:
+    out = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _scale_step(engine: str, s: Server, reps: int, upto: int, items: list[Path]) -> dict[str, Any]:
+    """Every query class against an archive of ``upto`` instances: first query after the
+    growth step (``*_first``) and the median of ``reps`` more."""
+    import httpx
+    from pydicom.dataset import Dataset
+    from pynetdicom.presentation import build_context
+
+    from dicomkit.dicom.net import Peer, association
+    from dicomkit.dicom.scu import MWL_FIND, find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+
+    study_root_find = "1.2.840.10008.5.1.4.1.2.2.1"
+    studies = _scale_studies(upto)
+    pick = [studies[(i * 7919) % len(studies)] for i in range(reps + 1)]
+    target = scale_patient_name(0)[:5] + "*"
+    out: dict[str, Any] = {"studies": len(studies)}
+
+    def study_query(**keys: str) -> Dataset:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        for kw in ("PatientName", "PatientID", "StudyDate", "StudyDescription",
+                   "StudyInstanceUID", "AccessionNumber", "ModalitiesInStudy",
+                   "NumberOfStudyRelatedInstances"):  # fmt: skip
+            setattr(q, kw, keys.get(kw, ""))
+        return q
+
+    peer = Peer(HOST, s.port, PACS_AET)
+    with association(peer, AET, [build_context(study_root_find)], timeout=TIMEOUT) as assoc:
+
+        def cfind(q: Dataset) -> int:
+            got = [ds for st, ds in assoc.send_c_find(q, study_root_find) if ds is not None]
+            return len(got)
+
+        def by_acc(i: int) -> None:
+            n = cfind(study_query(AccessionNumber=pick[i][0]))
+            assert n == 1, (engine, "C-FIND accession", pick[i], n)
+
+        times = _timed_calls(by_acc, reps + 1)
+        out["cfind_acc_first"], out["cfind_acc"] = times[0], median(times[1:])
+        matches: list[int] = []
+        times = _timed_calls(lambda i: matches.append(cfind(study_query(PatientName=target))),
+                             reps + 1)  # fmt: skip
+        assert matches and min(matches) >= 1, (engine, "C-FIND name", matches)
+        out["cfind_name"], out["cfind_name_matches"] = median(times[1:]), matches[0]
+    with httpx.Client(base_url=s.http, timeout=TIMEOUT) as client:
+
+        def tools_find(i: int) -> None:
+            body = {"Level": "Study", "Query": {"AccessionNumber": pick[i][0]}}
+            r = client.post("/tools/find", json=body)
+            assert r.status_code == 200 and len(r.json()) == 1, (engine, r.text[:200])
+
+        times = _timed_calls(tools_find, reps + 1)
+        out["tools_find_first"], out["tools_find"] = times[0], median(times[1:])
+
+        def qido(i: int) -> None:
+            r = client.get("/dicom-web/studies", params={"PatientID": pick[i][1]})
+            assert r.status_code == 200 and len(r.json()) >= 1, (engine, r.text[:200])
+
+        times = _timed_calls(qido, reps + 1)
+        out["qido_first"], out["qido"] = times[0], median(times[1:])
+    # MWL among as many worklist items as the archive has instances.
+    from pydicom import dcmread
+
+    wl = dcmread(items[len(items) // 2], stop_before_pixels=True)
+    q = WorklistQuery(accession=str(wl.AccessionNumber))
+    mwl_peer = Peer(HOST, s.mwl_port, PACS_AET)
+    wait_for(lambda: len(find_worklist(mwl_peer, AET, q, timeout=TIMEOUT)) == 1,
+             f"{engine} worklist of {len(items)} items loaded", 600)  # fmt: skip
+    with association(mwl_peer, AET, [build_context(MWL_FIND)], timeout=TIMEOUT) as assoc:
+
+        def mwl(i: int) -> None:
+            got = [ds for st, ds in assoc.send_c_find(q.identifier(), MWL_FIND) if ds is not None]
+            assert len(got) == 1, (engine, "MWL", len(got))
+
+        out["mwl"] = median(_timed_calls(mwl, max(3, reps // 2)))
+    out["mwl_items"] = len(items)
+    return out
+
+
+def bench_scale(
+    reps: int, sizes: list[int] | None = None, engines: list[str] | None = None
+) -> None:
+    """Grow each engine's archive step by step (dicomkit store, its default parallel
+    associations) and time every query class at each size."""
+    sizes = sorted(sizes or SCALE_SIZES)
+    engines = engines or list(SCALE_ENGINES)
+    chunks = scale_data(sizes)
+    wl_all = sorted((worklist_items(sizes[-1]) / PACS_AET).glob("*.wl"))
+    results: dict[str, list[dict[str, Any]]] = {}
+    t_start = time.perf_counter()
+    for engine in engines:
+        rows = results[engine] = []
+        with workdir(f"scale-{engine}-") as home, workdir("scale-wl-") as wl_home:
+            live = wl_home / PACS_AET
+            live.mkdir()
+            (live / "lockfile").write_text("")
+            with scale_server(engine, home, live) as (s, archive):
+                env = clean_env(DICOMKIT_HOME=str(home / "client"))
+                done, linked = 0, 0
+                for size, chunk in zip(sizes, chunks):
+                    argv = [*DICOMKIT, "store", "--to", f"{HOST}:{s.port}:{PACS_AET}", "--json",
+                            str(chunk)]  # fmt: skip
+                    wall, sent = run_json(argv, env)
+                    assert sent["sent"] == size - done, (engine, sent)
+                    got = s.count()
+                    assert got == size, f"{engine} holds {got} instances, expected {size}"
+                    rate = (size - done) / sent["seconds"]
+                    row = {"size": size, "ingest": rate, "ingest_wall": (size - done) / wall}
+                    done = size
+                    for item in wl_all[linked:size]:
+                        os.link(item, live / item.name)
+                    linked = size
+                    row["disk_per_instance"] = disk_bytes(archive) / size
+                    row.update(_scale_step(engine, s, reps, size, wl_all[:size]))
+                    rows.append(row)
+                    say(
+                        f"  scale {engine} {size:,}: ingest {rate:.0f} inst/s, C-FIND acc "
+                        f"{ms(row['cfind_acc'])} (first {ms(row['cfind_acc_first'])}), name* "
+                        f"{ms(row['cfind_name'])}, /tools/find {ms(row['tools_find'])}, QIDO "
+                        f"{ms(row['qido'])} (first {ms(row['qido_first'])}), MWL {ms(row['mwl'])}, "
+                        f"{row['disk_per_instance'] / 1024:.1f} KiB/inst"
+                    )
+    SCALE.update(results=results, seconds=time.perf_counter() - t_start, reps=reps)
+
+
+SCALE: dict[str, Any] = {}  # bench_scale's figures, for its own section of RESULTS.md
+# (key, column title, is a rate) of the growth table, in order.
+_SCALE_COLUMNS = (
+    ("ingest", "ingest (inst/s)", True),
+    ("cfind_acc", "Study C-FIND by accession", False),
+    ("cfind_name", "Study C-FIND by PatientName wildcard", False),
+    ("tools_find", "`/tools/find` by accession", False),
+    ("qido", "QIDO-RS studies by PatientID", False),
+    ("mwl", "MWL C-FIND by accession", False),
+)
+
+
+def _cell(key: str, row: dict[str, Any]) -> str:
+    if key == "ingest":
+        return f"{row['ingest']:.0f}"
+    text = ms(row[key])
+    if f"{key}_first" in row:
+        text += f" (first {ms(row[f'{key}_first'])})"
+    if key == "cfind_name":
+        text += f", {row['cfind_name_matches']} match(es)"
+    if key == "mwl":
+        text += f" among {row['mwl_items']:,}"
+    return text
+
+
+def _growth(rows: list[dict[str, Any]], key: str, rate: bool) -> float:
+    """Cost at the largest size over cost at the smallest (cost = 1/rate for ingest)."""
+    a, b = rows[0][key], rows[-1][key]
+    return a / b if rate else b / a
+
+
+def scale_goals(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Issue 18's goals, checked on this run's figures."""
+    lines = []
+    emb, ort = results.get("embedded"), results.get("orthanc-sqlite")
+    if emb and ort:
+        common = sorted({r["size"] for r in emb} & {r["size"] for r in ort})
+        if common:
+            n = common[-1]
+            e = next(r for r in emb if r["size"] == n)
+            o = next(r for r in ort if r["size"] == n)
+            ratio_in = e["ingest"] / o["ingest"]
+            lines.append(f"- at {n:,} instances, embedded ingest {ratio_in:.2f}x Orthanc-SQLite "
+                         f"(goal >= 1.0x): {mark(ratio_in >= 1.0)}")  # fmt: skip
+            lines.append(f"- at {n:,} instances, embedded Study C-FIND by accession "
+                         f"{ms(e['cfind_acc'])} (goal <= 20 ms): {mark(e['cfind_acc'] <= 0.020)}")  # fmt: skip
+            worse = [t for k, t, rate in _SCALE_COLUMNS[1:] if e[k] > o[k]]
+            lines.append(
+                f"- at {n:,} instances, query classes where embedded is slower than "
+                f"Orthanc-SQLite: {', '.join(worse) or 'none'} (goal none): {mark(not worse)}"
+            )
+    for engine, rows in results.items():
+        if len(rows) < 2:
+            continue
+        growth = {t: _growth(rows, k, rate) for k, t, rate in _SCALE_COLUMNS}
+        over = [f"{t} {g:.1f}x" for t, g in growth.items() if g > 2]
+        lines.append(
+            f"- {engine}, cost from {rows[0]['size']:,} to {rows[-1]['size']:,} instances "
+            f"(per instance for ingest, per query for queries; goal within 2x): "
+            + (", ".join(f"{t} {g:.2f}x" for t, g in growth.items()))
+            + f": {mark(not over)}"
+        )
+    return lines
+
+
+def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
+    """The growth curves as a PNG (matplotlib: `pip install '.[bench]'`); what was done."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (`pip install -e '.[bench]'`)"
+    panels = [*_SCALE_COLUMNS, ("disk_per_instance", "disk per instance (KiB)", False)]
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
+    for ax, (key, title, rate) in zip(axes.flat, panels):
+        for engine, rows in results.items():
+            xs = [r["size"] for r in rows]
+            if key == "disk_per_instance":
+                ys = [r[key] / 1024 for r in rows]
+            else:
+                ys = [r[key] if rate else r[key] * 1000 for r in rows]
+            ax.plot(xs, ys, marker="o", label=engine)
+        ax.set_xscale("log")
+        if not rate and key != "disk_per_instance":
+            ax.set_yscale("log")
+            ax.set_ylabel("ms (median)")
+        ax.set_title(title.replace("`", ""), fontsize=10)
+        ax.set_xlabel("instances in the archive")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("dicomkit scale bench: cost as the archive grows (python bench/run.py scale)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    return f"plot: `{png.relative_to(REPO)}`"
+
+
+def write_scale(path: Path) -> None:
+    """Rewrite the scale section of RESULTS.md (appended the first time); the rest is kept."""
+    results = SCALE["results"]
+    plot = scale_plot(results, HERE / "scale.png")
+    facts = machine()
+    head = "| engine | instances (studies) | " + " | ".join(t for _k, t, _r in _SCALE_COLUMNS)
+    lines = [
+        SCALE_MARK_START,
+        "## Scale: cost as the archive grows (issue 18)",
+        "",
+        "`python bench/run.py scale` (default `--sizes 1000,10000`; add 100000 for the 100k step). "
+        "A synthetic archive of realistic shape (patients with 1-4 studies, 1-3 series per "
+        "study, series of 20-200 instances of 16x16 CT from CT_small, ~1,700 distinct family "
+        "names) is sent in steps with `dicomkit store` (its default parallel associations) into "
+        "one server per engine; after each step every query class runs against it. Query "
+        "figures are medians over `--reps` (default 5) with a different key each time; "
+        '"first" is the first query after the step\'s new instances. MWL items: as many '
+        "as the archive has instances, hard-linked into the worklist folder.",
+        "",
+        f"- date: {facts['date']}; machine: {facts['machine']}; dicomkit: {facts['dicomkit']}",
+        f"- Orthanc {facts['Orthanc']} (SQLite index, its DICOMweb plugin, SyncStorageArea); "
+        f"whole run {SCALE['seconds']:.0f} s, reps {SCALE['reps']}; {plot}",
+        "",
+        head + " | disk / instance |",
+        "|" + "---|" * (len(_SCALE_COLUMNS) + 3),
+    ]
+    for engine, rows in results.items():
+        for r in rows:
+            cells = " | ".join(_cell(k, r) for k, _t, _r in _SCALE_COLUMNS)
+            lines.append(f"| {engine} | {r['size']:,} ({r['studies']:,}) | {cells} | "
+                         f"{r['disk_per_instance'] / 1024:.1f} KiB |")  # fmt: skip
+    lines += ["", "Goals (issue 18):", "", *scale_goals(results), SCALE_MARK_END]
+    section = "\n".join(lines)
+    text = path.read_text() if path.exists() else ""
+    if SCALE_MARK_START in text:
+        a = text.index(SCALE_MARK_START)
+        b = text.index(SCALE_MARK_END) + len(SCALE_MARK_END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    (OUT / "scale.json").write_text(json.dumps(SCALE, indent=1))
+
+
 BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "help": (bench_help, 15),
     "echo": (bench_echo, 15),
@@ -1031,7 +1445,10 @@ BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "large": (bench_large, 5),
     "dicomweb": (bench_dicomweb, 21),
     "stow": (bench_stow, 5),
+    "scale": (bench_scale, 5),
 }
+# Not in a plain `python bench/run.py`: it takes minutes per engine and writes its own section.
+ON_REQUEST = ("scale",)
 
 
 # ---- RESULTS.md -------------------------------------------------------------------------
@@ -1125,7 +1542,24 @@ def main() -> None:
         action="store_true",
         help="measure the running venv's dicomkit script instead of a wheel built from this checkout",
     )
+    ap.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SCALE_SIZES),
+        help="scale: archive sizes in instances, comma-separated (default %(default)s)",
+    )
+    ap.add_argument(
+        "--engines",
+        default=",".join(SCALE_ENGINES),
+        help="scale: engines to grow (default %(default)s)",
+    )
     args = ap.parse_args()
+    try:
+        sizes = sorted({int(n) for n in args.sizes.split(",") if n.strip()})
+    except ValueError:
+        ap.error(f"--sizes {args.sizes!r}: give instance counts like 1000,10000,100000")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not sizes or sizes[0] < 100 or any(e not in SCALE_ENGINES for e in engines):
+        ap.error(f"--sizes needs counts >= 100 and --engines some of {', '.join(SCALE_ENGINES)}")
     if args.src is None and not args.editable:
         install_wheel()
     if args.src is not None:
@@ -1133,7 +1567,7 @@ def main() -> None:
         SRC = args.src.resolve()
         DICOMKIT = [PY, "-P", "-m", "dicomkit"]  # -P: the working folder must not shadow SRC
         sys.path.insert(0, str(SRC))
-    names = args.benches or list(BENCHES)
+    names = args.benches or [n for n in BENCHES if n not in ON_REQUEST]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         ap.error(f"unknown bench(es) {', '.join(unknown)}: choose from {', '.join(BENCHES)}")
@@ -1141,11 +1575,18 @@ def main() -> None:
     t0 = time.perf_counter()
     for name in names:
         say(f"== {name} (x{reps[name]})")
-        BENCHES[name][0](reps[name])
+        if name == "scale":
+            bench_scale(reps[name], sizes, engines)
+        else:
+            BENCHES[name][0](reps[name])
     seconds = time.perf_counter() - t0
     OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps([r.__dict__ for r in ROWS], indent=1))
-    write_results(args.results, names, reps, seconds)
+    table = [n for n in names if n not in ON_REQUEST]
+    if table:
+        (OUT / "results.json").write_text(json.dumps([r.__dict__ for r in ROWS], indent=1))
+        write_results(args.results, table, reps, seconds)
+    if SCALE:
+        write_scale(args.results)
     say("")
     say(args.results.read_text())
 
