@@ -22,6 +22,7 @@ import argparse
 import atexit
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -339,11 +340,13 @@ def embedded(home: Path, worklists: Path | None = None) -> Iterator[Server]:
     path = home / "server.json"
     path.write_text(json.dumps(conf))
     url = f"http://{HOST}:{cfg.http_port}"
+    # -P and clean_env: with --src, the package under test is SRC's, not the working folder's
     with process(
-        [PY, "-m", "dicomkit.pacs", "--config", str(path)],
+        [PY, "-P", "-m", "dicomkit.pacs", "--config", str(path)],
         home / "pacs.log",
         lambda: port_answers(cfg.dicom_port) and http_ok(f"{url}/status"),
         "embedded PACS",
+        env=clean_env(),
     ):
         yield Server(
             "embedded",
@@ -1086,8 +1089,8 @@ def scale_accession(study: int) -> str:
 def scale_data(sizes: list[int]) -> list[Path]:
     """One folder per growth step (instances sizes[i-1]..sizes[i]), made once under bench/out."""
     bounds = [0, *sizes]
-    folders = [DATA / f"scale-{a}-{b}" for a, b in zip(bounds, bounds[1:])]
-    if all(_done(f, b - a) for f, a, b in zip(folders, bounds, bounds[1:])):
+    folders = [DATA / f"scale-{a}-{b}" for a, b in itertools.pairwise(bounds)]
+    if all(_done(f, b - a) for f, a, b in zip(folders, bounds, bounds[1:], strict=False)):
         return folders
     say(f"  writing the synthetic archive ({sizes[-1]:,} instances, once, under bench/out/data)")
     ds = None
@@ -1266,7 +1269,7 @@ def bench_scale(
             with scale_server(engine, home, live) as (s, archive):
                 env = clean_env(DICOMKIT_HOME=str(home / "client"))
                 done, linked = 0, 0
-                for size, chunk in zip(sizes, chunks):
+                for size, chunk in zip(sizes, chunks, strict=True):
                     argv = [*DICOMKIT, "store", "--to", f"{HOST}:{s.port}:{PACS_AET}", "--json",
                             str(chunk)]  # fmt: skip
                     wall, sent = run_json(argv, env)
@@ -1368,7 +1371,7 @@ def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
         return "no plot: matplotlib is not installed (`pip install -e '.[bench]'`)"
     panels = [*_SCALE_COLUMNS, ("disk_per_instance", "disk per instance (KiB)", False)]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
-    for ax, (key, title, rate) in zip(axes.flat, panels):
+    for ax, (key, title, rate) in zip(axes.flat, panels, strict=False):
         for engine, rows in results.items():
             xs = [r["size"] for r in rows]
             if key == "disk_per_instance":
