@@ -48,6 +48,7 @@ PY = sys.executable
 _script = Path(PY).parent / "dicomkit"
 DICOMKIT = [str(_script)] if _script.exists() else [PY, "-m", "dicomkit"]
 INSTALL = "the running venv's `dicomkit` script"  # how DICOMKIT was installed (RESULTS.md)
+PACS_PY = PY  # the interpreter that runs the embedded PACS (the wheel's venv once it is built)
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DCMTK = Path("/usr/bin")
 NODELAY = {"TCP_NODELAY": "1"}
@@ -106,7 +107,7 @@ def install_wheel() -> None:
     process (setuptools' import finder). The venv reaches the dependencies through a .pth file
     naming the running interpreter's site-packages, so nothing is downloaded but the build
     backend. Falls back to the running venv's script (and says so) when the build fails."""
-    global DICOMKIT, INSTALL
+    global DICOMKIT, INSTALL, PACS_PY
     import sysconfig
 
     # Private to this run (two runs at once must not rebuild each other's venv); removed at exit.
@@ -159,7 +160,7 @@ def install_wheel() -> None:
         ).stdout.strip()
     )
     (purelib / "_bench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    DICOMKIT = [str(venv / "bin" / "dicomkit")]
+    DICOMKIT, PACS_PY = [str(venv / "bin" / "dicomkit")], str(vpy)
     INSTALL = f"a wheel of this checkout in its own venv (`pip install .`), {found[-1].name}"
 
 
@@ -342,7 +343,7 @@ def embedded(home: Path, worklists: Path | None = None) -> Iterator[Server]:
     url = f"http://{HOST}:{cfg.http_port}"
     # -P and clean_env: with --src, the package under test is SRC's, not the working folder's
     with process(
-        [PY, "-P", "-m", "dicomkit.pacs", "--config", str(path)],
+        [PACS_PY, "-P", "-m", "dicomkit.pacs", "--config", str(path)],
         home / "pacs.log",
         lambda: port_answers(cfg.dicom_port) and http_ok(f"{url}/status"),
         "embedded PACS",
@@ -1292,7 +1293,10 @@ def bench_scale(
                         f"{ms(row['qido'])} (first {ms(row['qido_first'])}), MWL {ms(row['mwl'])}, "
                         f"{row['disk_per_instance'] / 1024:.1f} KiB/inst"
                     )
-    SCALE.update(results=results, seconds=time.perf_counter() - t_start, reps=reps)
+    facts = machine()
+    run = f"{facts['date']}, {facts['dicomkit']}, reps {reps}"
+    seconds = time.perf_counter() - t_start
+    SCALE.update(results=results, runs=dict.fromkeys(results, run), seconds=seconds)
 
 
 SCALE: dict[str, Any] = {}  # bench_scale's figures, for its own section of RESULTS.md
@@ -1397,6 +1401,14 @@ def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
 
 def write_scale(path: Path) -> None:
     """Rewrite the scale section of RESULTS.md (appended the first time); the rest is kept."""
+    # Engines not grown in this run keep the rows of the run that grew them (said per engine).
+    saved = OUT / "scale.json"
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        for engine, rows in old.get("results", {}).items():
+            if engine not in SCALE["results"]:
+                SCALE["results"][engine] = rows
+                SCALE["runs"][engine] = old.get("runs", {}).get(engine, "an earlier run")
     results = SCALE["results"]
     plot = scale_plot(results, HERE / "scale.png")
     facts = machine()
@@ -1414,9 +1426,9 @@ def write_scale(path: Path) -> None:
         '"first" is the first query after the step\'s new instances. MWL items: as many '
         "as the archive has instances, hard-linked into the worklist folder.",
         "",
-        f"- date: {facts['date']}; machine: {facts['machine']}; dicomkit: {facts['dicomkit']}",
-        f"- Orthanc {facts['Orthanc']} (SQLite index, its DICOMweb plugin, SyncStorageArea); "
-        f"whole run {SCALE['seconds']:.0f} s, reps {SCALE['reps']}; {plot}",
+        f"- machine: {facts['machine']}; Orthanc {facts['Orthanc']} (its DICOMweb plugin, "
+        f"SyncStorageArea); last run {SCALE['seconds']:.0f} s; {plot}",
+        *[f"- {engine}: run {run}" for engine, run in SCALE["runs"].items()],
         "",
         head + " | disk / instance |",
         "|" + "---|" * (len(_SCALE_COLUMNS) + 3),
