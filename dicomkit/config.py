@@ -17,6 +17,7 @@ from typing import Any
 from dicomkit.errors import ConfigError
 
 ENGINES = ("auto", "docker", "native", "embedded")
+MAX_NODES = 16  # Orthanc processes on one machine; more is a typo
 MAX_TIMEOUT = 3600.0  # seconds; longer is a typo, and huge values overflow socket timeouts
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 6.2: AE, no backslash/control chars
 
@@ -78,6 +79,8 @@ class LabConfig:
     # Where `retrieve` (C-MOVE destination) and `commit` (N-EVENT-REPORT) listen as ``aet``.
     retrieve_port: int = 11112
     engine: str = "auto"
+    # Orthanc nodes sharing one PostgreSQL index and storage area (native and docker engines).
+    nodes: int = 1
     orthanc_image: str = ""  # empty: the one named in compose/docker-compose.yml
     ris_image: str = ""
     # Seconds to wait for a DICOM peer at TCP, association and DIMSE level.
@@ -163,6 +166,11 @@ class LabConfig:
                     f"{name} {value!r} is not a valid AE title",
                     "use 1-16 printable ASCII characters, no backslash (PS3.5 AE)",
                 )
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ConfigError(
+                f"nodes {self.nodes} must be from 1 to {MAX_NODES}",
+                "use e.g. --nodes 2 (each node is an Orthanc process with its own ports)",
+            )
         if self.engine not in ENGINES:
             raise ConfigError(
                 f"unknown engine {self.engine!r}", f"choose one of: {', '.join(ENGINES)}"

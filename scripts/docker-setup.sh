@@ -8,7 +8,8 @@
 #   and then writes its PID to $DICOMKIT_TEST_CACHE/dockerd.started so the caller can stop it;
 # - builds, once, the images a registry would give users (none is reachable in CI):
 #     dicomkit-test/debian:bookworm   debootstrap --variant=minbase, docker import
-#     dicomkit-test/orthanc:bookworm  Debian's orthanc + orthanc-dicomweb, reads /etc/orthanc/
+#     dicomkit-test/orthanc:bookworm  Debian's orthanc + orthanc-dicomweb + orthanc-postgresql
+#     dicomkit-test/postgres:bookworm Debian's postgresql-15, configured like the official image
 #     dicomkit-test/python:bookworm   Debian's python3 + venv (base of compose/Dockerfile)
 #   and a wheelhouse of the package's dependencies so the RIS image builds without PyPI;
 # - builds the RIS image (dicomkit-test/ris:latest) through dicomkit itself.
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 CACHE="${DICOMKIT_TEST_CACHE:-/var/cache/dicomkit-test}"
 DEBIAN_IMAGE=dicomkit-test/debian:bookworm
 ORTHANC_IMAGE=dicomkit-test/orthanc:bookworm
+POSTGRES_IMAGE=dicomkit-test/postgres:bookworm
 PYTHON_IMAGE=dicomkit-test/python:bookworm
 RIS_IMAGE=dicomkit-test/ris:latest
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -86,13 +88,18 @@ if ! have_image "$DEBIAN_IMAGE"; then
   $SUDO rm -rf "$root"
   say "$DEBIAN_IMAGE built in $(elapsed "$t0")"
 fi
-for pair in "orthanc:$ORTHANC_IMAGE" "python:$PYTHON_IMAGE"; do
+# A stand-in is rebuilt when its folder changed (a label holds the folder's hash).
+folder_hash() { (cd "scripts/docker-images/$1" && sha256sum -- * | sha256sum | cut -c1-16); }
+image_hash() { docker image inspect --format '{{index .Config.Labels "org.dicomkit.stand-in"}}' "$1" 2>/dev/null || true; }
+for pair in "orthanc:$ORTHANC_IMAGE" "python:$PYTHON_IMAGE" "postgres:$POSTGRES_IMAGE"; do
   dir="${pair%%:*}"
   image="${pair#*:}"
-  if ! have_image "$image"; then
+  want=$(folder_hash "$dir")
+  if [ "$(image_hash "$image")" != "$want" ]; then
     t0=$(date +%s)
     say "building $image from scripts/docker-images/$dir"
     docker build -q --network host --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$image" \
+      --label "org.dicomkit.stand-in=$want" \
       "scripts/docker-images/$dir" >"$CACHE/build-$dir.log" 2>&1 \
       || { tail -n 15 "$CACHE/build-$dir.log"; exit 1; }
     say "$image built in $(elapsed "$t0")"
@@ -129,4 +136,4 @@ ris = load_compose(LabConfig(ris_image=sys.argv[1])).services["ris"]
 build_ris_image(connect(), ris.image, ris.build, lambda m: print("   ", m))
 EOF
 say "$RIS_IMAGE ready ($(elapsed "$t0"))"
-say "done: docker tests use $ORTHANC_IMAGE, $PYTHON_IMAGE, $RIS_IMAGE"
+say "done: docker tests use $ORTHANC_IMAGE, $POSTGRES_IMAGE, $PYTHON_IMAGE, $RIS_IMAGE"

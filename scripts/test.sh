@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Chromium renders the lab's pages headless (tests/integration/test_pages_offline.py).
 # Docker is set up by scripts/docker-setup.sh.
 missing=()
-for pkg in orthanc orthanc-dicomweb dcmtk dicom3tools chromium; do
+for pkg in orthanc orthanc-dicomweb orthanc-postgresql postgresql dcmtk dicom3tools chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -114,13 +114,14 @@ def engine_available(name: str) -> tuple[bool, str]:
         return False, exc.message
 
 
-def start_lab(home: Path, engine: str) -> Lab:
+def start_lab(home: Path, engine: str, *up_args: str) -> Lab:
+    """`dicomkit up --engine ENGINE [up_args]` on free ports in ``home``."""
     ok, why = engine_available(engine)
     if not ok:
         pytest.skip(f"{engine} engine not available here: {why}")
     cfg = make_config(home, engine)
     lab = Lab(engine, home, cfg)
-    r = lab.cli("up", "--engine", engine, "--json", **_env_for(cfg))
+    r = lab.cli("up", "--engine", engine, *up_args, "--json", **_env_for(cfg))
     assert r.code == 0, f"dicomkit up failed ({r.code}):\n{r.out}\n{r.err}"
     return lab
 

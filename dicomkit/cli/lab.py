@@ -19,20 +19,39 @@ EngineOpt = Annotated[
 ]
 
 
-def up(engine: EngineOpt = None, json: JsonOpt = False) -> None:
+def up(
+    engine: EngineOpt = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes",
+            help="Orthanc nodes sharing one PostgreSQL index and storage (native, docker); "
+            "node 1 keeps the lab's ports. [default: 1]",
+        ),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
     """Start the lab: a PACS (Orthanc or the embedded one), its worklist, and the RIS API."""
     from dicomkit import ui
     from dicomkit.engines.choice import start_lab
     from dicomkit.engines.state import describe, read_state
 
     set_json(json)
-    cfg = CTX.config(engine=engine)
+    cfg = CTX.config(engine=engine, nodes=nodes)
     running = read_state(cfg)
     if running is not None:
         from dicomkit.engines.choice import get_engine
 
         current = get_engine(running.engine)
         statuses = current.status(cfg, running)
+        have = len(running.node_list())
+        if nodes is not None and nodes != have and statuses and all(s.healthy for s in statuses):
+            from dicomkit.errors import UsageError
+
+            raise UsageError(
+                f"the lab is already up with {have} node{'s' if have > 1 else ''}",
+                f"stop it first: dicomkit down && dicomkit up --nodes {nodes}",
+            )
         if statuses and all(s.healthy for s in statuses):
             if json:
                 ui.print_json({"already_running": True, **describe(running)})
@@ -100,6 +119,14 @@ def print_endpoints(state: object) -> None:
     ]
     if ep.dicomweb:
         rows.append(["DICOMweb", ep.dicomweb_url, "QIDO-RS / WADO-RS / STOW-RS"])
+    for number, node in enumerate(state.nodes[1:], 2):
+        rows.append(
+            [
+                f"PACS node {number}",
+                f"{ep.host}:{node.dicom_port}",
+                f"AE title {ep.pacs_aet}, HTTP http://{ep.host}:{node.http_port}",
+            ]
+        )
     ui.console.print(ui.table("Lab endpoints", ["service", "address", "notes"], rows, ("address",)))
 
 
@@ -189,7 +216,12 @@ def status(json: JsonOpt = False) -> None:
 
 
 def logs(
-    service: Annotated[str, typer.Argument(help="pacs, ris, or mpps (beside Orthanc)")],
+    service: Annotated[
+        str,
+        typer.Argument(
+            help="pacs, ris, or mpps (beside Orthanc); pacs-2.. and postgres with --nodes"
+        ),
+    ],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
@@ -206,10 +238,14 @@ def logs(
     from dicomkit.errors import UsageError
 
     set_json(json)
-    if service not in SERVICES:
-        raise UsageError(f"no service {service!r}", f"choose one of: {', '.join(SERVICES)}")
     cfg = CTX.config()
     state = read_state(cfg)
+    # The nodes of `up --nodes N` add pacs-2.., postgres.
+    known = (*SERVICES, *(state.services if state else ()))
+    if service not in known:
+        raise UsageError(
+            f"no service {service!r}", f"choose one of: {', '.join(dict.fromkeys(known))}"
+        )
     if state is None:
         raise LabNotRunning("no lab is running", "start it with `dicomkit up`")
     try:

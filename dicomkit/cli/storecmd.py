@@ -35,7 +35,13 @@ def run_store(
         raise UsageError(
             "no files found under the given path(s)", "point at DICOM files or folders"
         )
-    jr = journal.StoreJournal(cfg.lab_dir / "journal", peer)
+    from dataclasses import replace
+
+    from dicomkit.engines.state import archive_port, read_state
+
+    # One journal per archive: the nodes of `up --nodes N` store into the same one.
+    port = archive_port(read_state(cfg), peer.host, peer.port, peer.aet)
+    jr = journal.StoreJournal(cfg.lab_dir / "journal", replace(peer, port=port))
     skip = jr.acknowledged() if resume else set()
 
     progress_ctx = None

@@ -84,6 +84,9 @@ def start_lab(
     from dicomkit.errors import PortInUse
 
     candidates = engine_candidates(cfg.engine)
+    if cfg.nodes > 1 and cfg.engine == "auto" and len(candidates) > 1:
+        # The embedded engine is one node: with auto, the engines that can run nodes only.
+        candidates = [c for c in candidates if c[0].name != "embedded"]
     failures: list[str] = []
     for i, (engine, why) in enumerate(candidates):
         if failures:

@@ -14,6 +14,7 @@ from dicomkit.engines.orthanc_config import orthanc_config
 from dicomkit.engines.process_lab import ProcessLab, http_ok, record, wait_ready
 from dicomkit.engines.protocol import Reporter
 from dicomkit.engines.state import LabState, ServiceState, now_iso
+from dicomkit.errors import EngineError
 from dicomkit.fsutil import atomic_write_text
 
 MODULE = "dicomkit.pacs"
@@ -54,6 +55,12 @@ class EmbeddedEngine(ProcessLab):
         return True, "the built-in pure-Python PACS (nothing to install)"
 
     def up(self, cfg: LabConfig, report: Reporter) -> LabState:
+        if cfg.nodes > 1:
+            raise EngineError(
+                f"the embedded engine is one node: it cannot run --nodes {cfg.nodes}",
+                f"use --engine native --nodes {cfg.nodes} (Orthanc and PostgreSQL installed "
+                f"here) or --engine docker --nodes {cfg.nodes}",
+            )
         ports = {"dicom": cfg.dicom_port, "http": cfg.http_port, "ris": cfg.ris_port,
                  "hl7": cfg.hl7_port}  # fmt: skip
         if cfg.mwl_port != cfg.dicom_port:

@@ -32,3 +32,24 @@ def orthanc_config(cfg: LabConfig, plugins: list[str] | None = None) -> dict[str
     conf["DicomModalities"]["dicomkit"]["Host"] = cfg.host
     conf["DicomModalities"]["dicomkit"]["Port"] = cfg.retrieve_port
     return conf
+
+
+def node_config(
+    cfg: LabConfig,
+    plugins: list[str] | None,
+    number: int,
+    dicom_port: int,
+    http_port: int,
+    postgresql: dict[str, Any],
+) -> dict[str, Any]:
+    """Node ``number`` of a lab on PostgreSQL: the lab's configuration on its own ports, the
+    shared index (``postgresql``, the plugin's section) and the one storage folder."""
+    conf = orthanc_config(cfg, plugins)
+    conf["Name"] = f"{conf.get('Name', 'dicomkit PACS')} node {number}"
+    conf["DicomPort"] = dicom_port
+    conf["HttpPort"] = http_port
+    conf["PostgreSQL"] = postgresql
+    # Jobs live in the shared index: a node must not resume another node's jobs at start
+    # (Orthanc book, faq/scalability: SaveJobs false with several Orthanc on one database).
+    conf["SaveJobs"] = False
+    return conf

@@ -61,16 +61,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def stop_pid(pid: int, expect_in_cmdline: str, timeout: float = 10.0) -> bool:
-    """SIGTERM, wait, SIGKILL. Only signals a process whose command line still matches, so a
-    recycled PID is never killed by mistake. Returns True if it was running."""
+def stop_pid(
+    pid: int, expect_in_cmdline: str, timeout: float = 10.0, sig: int = signal.SIGTERM
+) -> bool:
+    """``sig`` (SIGTERM), wait, SIGKILL. Only signals a process whose command line still
+    matches, so a recycled PID is never killed by mistake. Returns True if it was running."""
     if not pid_alive(pid):
         return False
     cl = cmdline(pid)
     if cl and expect_in_cmdline not in cl:
         return False
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
@@ -94,6 +96,16 @@ def port_is_free(host: str, port: int) -> bool:
             return False
     # Also refuse when something listens on the wildcard address for this port.
     return not port_answers(host, port, timeout=0.2)
+
+
+def free_port(host: str, avoid: set[int]) -> int:
+    """A port the system has free now on ``host`` (none of ``avoid``): for a lab's extra nodes."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -62,8 +62,9 @@ def wait_ris(cfg: LabConfig, svc: ServiceState, timeout: float = 20.0) -> None:
 
 
 def stop_services(state: LabState, report: Reporter) -> None:
-    for svc in state.services.values():
-        if svc.pid and process.stop_pid(svc.pid, svc.cmd_marker):
+    # Last started, first stopped: the PACS nodes before the database they write to.
+    for svc in reversed(list(state.services.values())):
+        if svc.pid and process.stop_pid(svc.pid, svc.cmd_marker, sig=svc.stop_signal):
             report(f"stopped {svc.name} (pid {svc.pid})")
 
 
@@ -75,6 +76,20 @@ def process_status(cfg: LabConfig, state: LabState) -> list[ServiceStatus]:
         if svc.name == "ris":
             healthy = alive and http_ok(f"{ep.ris_url}/healthz")
             ports = f"{ep.ris_port}/http, {ep.hl7_port}/hl7"
+        elif svc.name == "postgres":
+            from dicomkit.engines import postgres
+
+            cluster = postgres.cluster_for(cfg)
+            healthy = alive and postgres.answers(cluster)
+            ports = f"unix socket {cluster.socket_path} (the nodes' shared index)"
+        elif svc.name.startswith("pacs-"):
+            node = state.node_list()[int(svc.name.removeprefix("pacs-")) - 1]
+            healthy = (
+                alive
+                and process.port_answers(ep.host, node.dicom_port)
+                and http_ok(f"http://{ep.host}:{node.http_port}/system")
+            )
+            ports = f"{node.dicom_port}/dicom, {node.http_port}/http"
         elif svc.name == "mpps":
             healthy = alive and process.port_answers(ep.host, ep.mpps_port)
             ports = f"{ep.mpps_port}/dicom (MPPS, AE {ep.mpps_aet})"

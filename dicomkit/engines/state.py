@@ -23,6 +23,15 @@ class ServiceState:
     log: str = ""
     container: str = ""
     cmd_marker: str = ""  # a string its command line contains, to recognise our PID
+    stop_signal: int = 15  # SIGTERM; PostgreSQL's fast shutdown is SIGINT (2)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Orthanc node of a lab on PostgreSQL: its own DICOM and HTTP ports."""
+
+    dicom_port: int
+    http_port: int
 
 
 @dataclass
@@ -32,6 +41,12 @@ class LabState:
     services: dict[str, ServiceState] = field(default_factory=dict)
     started: str = ""
     version: int = STATE_VERSION
+    # Orthanc nodes sharing one index (`up --nodes N`); empty: the one PACS of ``endpoints``.
+    nodes: list[Node] = field(default_factory=list)
+
+    def node_list(self) -> list[Node]:
+        ep = self.endpoints
+        return self.nodes or [Node(ep.dicom_port, ep.http_port)]
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -48,12 +63,24 @@ class LabState:
                 endpoints=Endpoints(**d["endpoints"]),
                 services={k: ServiceState(**v) for k, v in d.get("services", {}).items()},
                 started=str(d.get("started", "")),
+                nodes=[Node(**n) for n in d.get("nodes", [])],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(
                 f"the lab state file {path} is unreadable ({exc})",
                 f"stop any lab processes by hand if needed, then delete {path}",
             ) from None
+
+
+def archive_port(state: LabState | None, host: str, port: int, aet: str) -> int:
+    """The nodes of a lab share one archive: node 1's DICOM port for any node's (so what one
+    node acknowledged counts for all, e.g. in the store journal), else ``port``."""
+    if state is None or len(state.nodes) < 2:
+        return port
+    ep = state.endpoints
+    if host == ep.host and aet == ep.pacs_aet and port in {n.dicom_port for n in state.nodes}:
+        return state.nodes[0].dicom_port
+    return port
 
 
 def now_iso() -> str:
@@ -90,6 +117,11 @@ def describe(state: LabState) -> dict[str, Any]:
         "hl7": f"{ep.host}:{ep.hl7_port}",
         "mpps": {"aet": ep.mpps_aet, "dicom": f"{ep.host}:{ep.mpps_port}"},
         "dicomweb": ep.dicomweb_url if ep.dicomweb else None,
+        # Every PACS node; the first is the one above (one entry when the lab has one node).
+        "nodes": [
+            {"dicom": f"{ep.host}:{n.dicom_port}", "http": f"http://{ep.host}:{n.http_port}"}
+            for n in state.node_list()
+        ],
         # Our AE while `dicomkit retrieve` / `commit` run: the C-MOVE destination and where a
         # storage commitment report arrives on a new association (the PACS knows it so).
         "retrieve": {"aet": ep.aet, "dicom": f"{ep.host}:{ep.retrieve_port}"},
