@@ -463,8 +463,6 @@ def worklist_items(n: int = 10_000) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "lockfile").write_text("")
-    from pydicom.uid import generate_uid
-
     order = OrderOut(
         order=OrderIn(
             patient_id="P0",
@@ -484,16 +482,34 @@ def worklist_items(n: int = 10_000) -> Path:
     )
     ds = build_item(order)
     sps = ds.ScheduledProcedureStepSequence[0]
+    spots = {
+        "acc": ("ACC-KKKKK", 1),
+        "pid": ("PQQQQQ", 1),
+        "name": ("DOEWW^JANEVVVVV", 1),
+        "study": (_uid(4, 8_999_999), 1),
+        "rp": ("RPXXXXX", 1),
+        "sps": ("SPSYYYYY", 1),
+        "date": ("20991129", 1),
+        "item": (_uid(5, 8_999_999), 1),
+    }
+    ds.AccessionNumber, ds.PatientID = spots["acc"][0], spots["pid"][0]
+    ds.PatientName, ds.StudyInstanceUID = spots["name"][0], spots["study"][0]
+    ds.RequestedProcedureID, sps.ScheduledProcedureStepID = spots["rp"][0], spots["sps"][0]
+    sps.ScheduledProcedureStepStartDate = spots["date"][0]
+    ds.file_meta.MediaStorageSOPInstanceUID = spots["item"][0]
+    template = _Template(encode(ds), spots)  # 100,000 encodes take minutes: patch one
     for i in range(n):
-        ds.AccessionNumber = f"ACC-{i:05d}"
-        ds.PatientID = f"P{i:05d}"
-        ds.PatientName = f"DOE{i % 97}^JANE{i}"
-        ds.StudyInstanceUID = generate_uid()
-        ds.RequestedProcedureID = f"RP{i:05d}"
-        sps.ScheduledProcedureStepID = f"SPS{i:05d}"
-        sps.ScheduledProcedureStepStartDate = f"2026{1 + i % 12:02d}{1 + i % 28:02d}"
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        (folder / f"{new_item_id()}.wl").write_bytes(encode(ds))
+        data = template.fill(
+            acc=f"ACC-{i:05d}",
+            pid=f"P{i:05d}",
+            name=f"DOE{i % 97:02d}^JANE{i:05d}",
+            study=_uid(4, i),
+            rp=f"RP{i:05d}",
+            sps=f"SPS{i:05d}",
+            date=f"2026{1 + i % 12:02d}{1 + i % 28:02d}",
+            item=_uid(5, i),
+        )
+        (folder / f"{new_item_id()}.wl").write_bytes(data)
     _marker(root).write_text(str(n))
     return root
 
@@ -1037,7 +1053,9 @@ SCALE_SIZES = (1_000, 10_000)  # --sizes 1000,10000,100000 adds the 100k step (~
 _SYLLABLES = ("BA", "KO", "MI", "RA", "SU", "TE", "NO", "LI", "DA", "VE", "GO", "PE")
 _GIVEN = ("ANNA", "JOHN", "MARIA", "PAUL", "ELIF", "KENJI", "OLGA", "ARJUN", "SARA", "LUCA")
 _UID_ROOT = "1.2.826.0.1.3680043.8.498.18."  # pydicom's root + this issue's number
-SCALE_ENGINES = ("embedded", "orthanc-sqlite")
+# orthanc-pg-N: `dicomkit up --engine native --nodes 2` (PostgreSQL index, shared storage),
+# sent to through N of its nodes at once (one `dicomkit store` per node); queries go to node 1.
+SCALE_ENGINES = ("embedded", "orthanc-sqlite", "orthanc-pg-1", "orthanc-pg-2")
 
 
 @dataclass
@@ -1087,6 +1105,77 @@ def scale_accession(study: int) -> str:
     return f"A{study:07d}"
 
 
+class _Template:
+    """One file written by pydicom (or the RIS's encoder) with a placeholder of each varying
+    value's final length; its copies differ only in those bytes. Writing 100,000 files with
+    pydicom one by one took over half an hour on this loaded 2-core machine."""
+
+    def __init__(self, data: bytes, placeholders: dict[str, tuple[str, int]]) -> None:
+        self.data = data
+        self.spots: dict[str, tuple[list[int], int]] = {}
+        for name, (text, count) in placeholders.items():
+            raw, offsets, at = text.encode(), [], data.find(text.encode())
+            while at >= 0:
+                offsets.append(at)
+                at = data.find(raw, at + 1)
+            assert len(offsets) == count, (name, text, len(offsets))
+            self.spots[name] = (offsets, len(raw))
+
+    def fill(self, **values: str) -> bytes:
+        buf = bytearray(self.data)
+        for name, value in values.items():
+            offsets, n = self.spots[name]
+            raw = value.encode()
+            assert len(raw) == n, (name, value, n)
+            for at in offsets:
+                buf[at : at + n] = raw
+        return bytes(buf)
+
+
+def _uid(kind: int, n: int) -> str:
+    return f"{_UID_ROOT}{kind}.{1_000_000 + n}"  # fixed width (a template's placeholder)
+
+
+def _instance_template() -> _Template:
+    from io import BytesIO
+
+    from pydicom.data import get_testdata_file
+    from pydicom.filereader import dcmread
+
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Rows = ds.Columns = 16
+    ds.PixelData = bytes(16 * 16 * 2)
+    for kw in ("OtherPatientIDs", "RequestAttributesSequence"):
+        if kw in ds:
+            del ds[kw]
+    spots = {
+        "name": ("QQQQQQQ^QQQQQQ", 1),
+        "pid": ("PIDQQQQQQ", 1),
+        "birth": ("18880808", 1),
+        "acc": ("AQQQQQQQ", 1),
+        "study_id": ("SQQQQ", 1),
+        "date": ("20991129", 1),
+        "desc": ("DQQQQQQQQQQ", 1),
+        "study": (_uid(1, 8_999_999), 1),
+        "series": (_uid(2, 8_999_999), 1),
+        "sop": (_uid(3, 8_999_999), 2),  # the data set's and the file meta's
+        "modality": ("QM", 1),
+        "series_no": ("7331", 1),
+        "number": ("7337", 1),
+    }
+    ds.PatientName, ds.PatientID = spots["name"][0], spots["pid"][0]
+    ds.PatientBirthDate, ds.AccessionNumber = spots["birth"][0], spots["acc"][0]
+    ds.StudyID, ds.StudyDate, ds.StudyDescription = (
+        spots[k][0] for k in ("study_id", "date", "desc")
+    )
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = spots["study"][0], spots["series"][0]
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = spots["sop"][0]
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "QM", "7331", "7337"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return _Template(out.getvalue(), spots)
+
+
 def scale_data(sizes: list[int]) -> list[Path]:
     """One folder per growth step (instances sizes[i-1]..sizes[i]), made once under bench/out."""
     bounds = [0, *sizes]
@@ -1094,32 +1183,32 @@ def scale_data(sizes: list[int]) -> list[Path]:
     if all(_done(f, b - a) for f, a, b in zip(folders, bounds, bounds[1:], strict=False)):
         return folders
     say(f"  writing the synthetic archive ({sizes[-1]:,} instances, once, under bench/out/data)")
-    ds = None
+    template = _instance_template()
     for n, shape in enumerate(_scale_stream(sizes[-1])):
         step = next(i for i, b in enumerate(bounds[1:]) if n < b)
         folder = folders[step]
         if _done(folder, bounds[step + 1] - bounds[step]):
             continue
         if n == bounds[step]:
-            ds = _copies_of_ct_small(folder)
-            ds.Rows = ds.Columns = 16
-            ds.PixelData = bytes(16 * 16 * 2)
-            for kw in ("OtherPatientIDs", "RequestAttributesSequence"):
-                if kw in ds:
-                    del ds[kw]
-        assert ds is not None
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
         p, st, se = shape.patient, shape.study, shape.series
-        ds.PatientName, ds.PatientID = scale_patient_name(p), f"PID{p:06d}"
-        ds.PatientBirthDate, ds.PatientSex = f"19{40 + p % 60:02d}0{1 + p % 9}15", "MF"[p % 2]
-        ds.AccessionNumber, ds.StudyID = scale_accession(st), str(st % 100000)
-        ds.StudyDate = f"20{20 + st % 6:02d}{1 + st % 12:02d}{1 + st % 28:02d}"
-        ds.StudyDescription = f"{shape.modality} STUDY {st % 17}"
-        ds.StudyInstanceUID = f"{_UID_ROOT}1.{st}"
-        ds.SeriesInstanceUID = f"{_UID_ROOT}2.{se}"
-        ds.Modality, ds.SeriesNumber = shape.modality, se % 1000
-        ds.InstanceNumber = shape.number
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{_UID_ROOT}3.{n}"
-        ds.save_as(folder / f"i{n:07d}.dcm", enforce_file_format=True)
+        data = template.fill(
+            name=scale_patient_name(p).ljust(14),
+            pid=f"PID{p:06d}",
+            birth=f"19{40 + p % 60:02d}0{1 + p % 9}15",
+            acc=scale_accession(st),
+            study_id=f"{st % 100000:05d}",
+            date=f"20{20 + st % 6:02d}{1 + st % 12:02d}{1 + st % 28:02d}",
+            desc=f"{shape.modality} STUDY {st % 17:02d}",
+            study=_uid(1, st),
+            series=_uid(2, se),
+            sop=_uid(3, n),
+            modality=shape.modality,
+            series_no=f"{se % 10000:04d}",
+            number=f"{shape.number:04d}",
+        )
+        (folder / f"i{n:07d}.dcm").write_bytes(data)
         if n + 1 == bounds[step + 1]:
             _marker(folder).write_text(str(bounds[step + 1] - bounds[step]))
     return folders
@@ -1130,7 +1219,7 @@ def _scale_studies(upto: int) -> list[tuple[str, str, str]]:
     seen: dict[int, tuple[str, str, str]] = {}
     for s in _scale_stream(upto):
         seen.setdefault(
-            s.study, (scale_accession(s.study), f"PID{s.patient:06d}", f"{_UID_ROOT}1.{s.study}")
+            s.study, (scale_accession(s.study), f"PID{s.patient:06d}", _uid(1, s.study))
         )
     return list(seen.values())
 
@@ -1146,16 +1235,90 @@ def disk_bytes(folder: Path) -> int:
 
 
 @contextlib.contextmanager
-def scale_server(engine: str, home: Path, worklists: Path) -> Iterator[tuple[Server, Path]]:
-    """A server of ``engine`` and the folder that holds its archive (storage + index)."""
+def nodes_lab(home: Path) -> Iterator[tuple[list[Server], Path]]:
+    """`dicomkit up --engine native --nodes 2` in ``home`` on free ports, as README starts it;
+    its nodes (node 1 first) and its worklist folder. `down --volumes` afterwards."""
+    home.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root: it must get in
+    ports = ("DICOM", "MWL", "HTTP", "RIS", "HL7", "MPPS", "RETRIEVE")
+    env = clean_env(
+        DICOMKIT_HOME=str(home), **{f"DICOMKIT_{p}_PORT": str(free_port()) for p in ports}
+    )
+    argv = [*DICOMKIT, "up", "--engine", "native", "--nodes", "2", "--json"]
+    try:
+        _, up = run_json(argv, env)
+        servers = []
+        for n, node in enumerate(up["nodes"]):
+            url = node["http"]
+            port = int(node["dicom"].rsplit(":", 1)[1])
+            mwl = int(up["worklist"].rsplit(":", 1)[1]) if n == 0 else port
+            count = lambda url=url: int(http_json(f"{url}/statistics")["CountInstances"])  # noqa: E731
+            servers.append(Server(f"node {n + 1}", port, mwl, count, url))
+        yield servers, home / "lab" / "worklists"
+    finally:
+        timed([*DICOMKIT, "down", "--volumes"], env, check=False)
+
+
+@contextlib.contextmanager
+def scale_server(
+    engine: str, home: Path, worklists: Path
+) -> Iterator[tuple[list[Server], Path, list[Path]]]:
+    """The nodes of ``engine`` (one but for orthanc-pg-N), the worklist folder it reads, and
+    the folders that hold its archive (storage + index)."""
     if engine == "embedded":
         with embedded(home, worklists) as s:
-            yield s, home
+            yield [s], worklists, [home]
     elif engine == "orthanc-sqlite":
         with orthanc(home, worklists, dicomweb=True) as s:
-            yield s, home / "orthanc-db"
+            yield [s], worklists, [home / "orthanc-db"]
+    elif engine.startswith("orthanc-pg-"):
+        senders = int(engine.rsplit("-", 1)[1])
+        with nodes_lab(home) as (nodes, wl):
+            yield nodes[:senders], wl, [home / "lab" / "orthanc", home / "lab" / "postgres"]
     else:
         raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(SCALE_ENGINES)}")
+
+
+def _halves(chunk: Path, parts: int) -> list[Path]:
+    """``chunk``'s files split into ``parts`` folders of hard links (one per sender), once."""
+    if parts == 1:
+        return [chunk]
+    files = sorted(chunk.glob("*.dcm"))
+    out = []
+    for k in range(parts):
+        part = chunk.with_name(f"{chunk.name}.part{k}of{parts}")
+        mine = files[k::parts]
+        if not _done(part, len(mine)):
+            shutil.rmtree(part, ignore_errors=True)
+            part.mkdir()
+            for f in mine:
+                os.link(f, part / f.name)
+            _marker(part).write_text(str(len(mine)))
+        out.append(part)
+    return out
+
+
+def _store_parallel(nodes: list[Server], chunk: Path, home: Path) -> tuple[int, float, float]:
+    """One `dicomkit store` per node at once, each with its share of ``chunk``: (instances
+    sent, seconds of the slowest one's transfer, wall seconds of the whole)."""
+    procs = []
+    t0 = time.perf_counter()
+    for k, (node, part) in enumerate(zip(nodes, _halves(chunk, len(nodes)), strict=True)):
+        env = clean_env(DICOMKIT_HOME=str(home / f"client{k}"))
+        argv = [*DICOMKIT, "store", "--to", f"{HOST}:{node.port}:{PACS_AET}", "--json", str(part)]
+        procs.append(
+            subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    sent, slowest = 0, 0.0
+    for p in procs:
+        out, err = p.communicate(timeout=3 * 3600)
+        if p.returncode != 0:
+            raise RuntimeError(f"dicomkit store exited {p.returncode}:\n{out[-800:]}\n{err[-800:]}")
+        got = json.loads(out)
+        sent += int(got["sent"])
+        slowest = max(slowest, float(got["seconds"]))
+    return sent, slowest, time.perf_counter() - t0
 
 
 def _median_ms(xs: list[float]) -> float:
@@ -1264,30 +1427,27 @@ def bench_scale(
     for engine in engines:
         rows = results[engine] = []
         with workdir(f"scale-{engine}-") as home, workdir("scale-wl-") as wl_home:
-            live = wl_home / PACS_AET
-            live.mkdir()
-            (live / "lockfile").write_text("")
-            with scale_server(engine, home, live) as (s, archive):
-                env = clean_env(DICOMKIT_HOME=str(home / "client"))
+            wl = wl_home / PACS_AET
+            wl.mkdir()
+            (wl / "lockfile").write_text("")
+            with scale_server(engine, home, wl) as (nodes, live, archive):
+                s = nodes[0]
                 done, linked = 0, 0
                 for size, chunk in zip(sizes, chunks, strict=True):
-                    argv = [*DICOMKIT, "store", "--to", f"{HOST}:{s.port}:{PACS_AET}", "--json",
-                            str(chunk)]  # fmt: skip
-                    wall, sent = run_json(argv, env)
-                    assert sent["sent"] == size - done, (engine, sent)
+                    sent, seconds, wall = _store_parallel(nodes, chunk, wl_home)
+                    assert sent == size - done, (engine, sent, size - done)
                     got = s.count()
                     assert got == size, f"{engine} holds {got} instances, expected {size}"
-                    rate = (size - done) / sent["seconds"]
-                    row = {"size": size, "ingest": rate, "ingest_wall": (size - done) / wall}
+                    row = {"size": size, "ingest": sent / seconds, "ingest_wall": sent / wall}
                     done = size
                     for item in wl_all[linked:size]:
                         os.link(item, live / item.name)
                     linked = size
-                    row["disk_per_instance"] = disk_bytes(archive) / size
+                    row["disk_per_instance"] = sum(disk_bytes(a) for a in archive) / size
                     row.update(_scale_step(engine, s, reps, size, wl_all[:size]))
                     rows.append(row)
                     say(
-                        f"  scale {engine} {size:,}: ingest {rate:.0f} inst/s, C-FIND acc "
+                        f"  scale {engine} {size:,}: ingest {row['ingest']:.0f} inst/s, C-FIND acc "
                         f"{ms(row['cfind_acc'])} (first {ms(row['cfind_acc_first'])}), name* "
                         f"{ms(row['cfind_name'])}, /tools/find {ms(row['tools_find'])}, QIDO "
                         f"{ms(row['qido'])} (first {ms(row['qido_first'])}), MWL {ms(row['mwl'])}, "
@@ -1350,6 +1510,14 @@ def scale_goals(results: dict[str, list[dict[str, Any]]]) -> list[str]:
                 f"- at {n:,} instances, query classes where embedded is slower than "
                 f"Orthanc-SQLite: {', '.join(worse) or 'none'} (goal none): {mark(not worse)}"
             )
+    pg1, pg2 = results.get("orthanc-pg-1"), results.get("orthanc-pg-2")
+    if pg1 and pg2:
+        n = min(pg1[-1]["size"], pg2[-1]["size"])
+        a = next(r for r in pg1 if r["size"] == n)
+        b = next(r for r in pg2 if r["size"] == n)
+        r2 = b["ingest"] / a["ingest"]
+        lines.append(f"- at {n:,} instances, two PostgreSQL nodes with two senders ingest "
+                     f"{r2:.2f}x one node (goal >= 1.5x): {mark(r2 >= 1.5)}")  # fmt: skip
     for engine, rows in results.items():
         if len(rows) < 2:
             continue
@@ -1402,7 +1570,7 @@ def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
 def write_scale(path: Path) -> None:
     """Rewrite the scale section of RESULTS.md (appended the first time); the rest is kept."""
     # Engines not grown in this run keep the rows of the run that grew them (said per engine).
-    saved = OUT / "scale.json"
+    saved = OUT / f"scale-{path.stem}.json"  # one per results file
     if saved.exists():
         old = json.loads(saved.read_text())
         for engine, rows in old.get("results", {}).items():
@@ -1448,7 +1616,7 @@ def write_scale(path: Path) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
-    (OUT / "scale.json").write_text(json.dumps(SCALE, indent=1))
+    saved.write_text(json.dumps(SCALE, indent=1))
 
 
 BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
