@@ -5,9 +5,10 @@ without an Engine."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,29 @@ from typing import Any
 import yaml
 
 from dicomkit.config import LabConfig
+from dicomkit.engines.state import Node
 from dicomkit.errors import ConfigError, EngineError
 
 DEFAULT_PROJECT = "dicomkit"
+NODES_FILE = "docker-compose.nodes.yml"  # postgres + orthanc-2, on top of the main file
 # Lab service names (the same on every engine) <-> compose service names.
 LAB_SERVICE = {"orthanc": "pacs", "ris": "ris", "mpps": "mpps"}
+
+
+def lab_service(compose_service: str) -> str:
+    """The lab's name of a compose service: orthanc -> pacs, orthanc-2 -> pacs-2."""
+    if compose_service.startswith("orthanc-"):
+        return "pacs-" + compose_service.removeprefix("orthanc-")
+    return LAB_SERVICE.get(compose_service, compose_service)
+
+
+def compose_service(lab_name: str) -> str:
+    """The compose service of a lab service: pacs -> orthanc, pacs-2 -> orthanc-2."""
+    if lab_name.startswith("pacs-"):
+        return "orthanc-" + lab_name.removeprefix("pacs-")
+    return {v: k for k, v in LAB_SERVICE.items()}.get(lab_name, lab_name)
+
+
 _VAR_RE = re.compile(
     r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\})"
 )
@@ -53,6 +72,7 @@ class ServiceSpec:
     mounts: list[MountSpec] = field(default_factory=list)
     healthcheck: dict[str, Any] | None = None
     restart: str = "no"
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
 
 
 @dataclass
@@ -85,8 +105,11 @@ def project_name(env: dict[str, str] | None = None) -> str:
     return name
 
 
-def compose_variables(cfg: LabConfig, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The ``${...}`` values for the compose file: the environment, then this lab's config."""
+def compose_variables(
+    cfg: LabConfig, env: dict[str, str] | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The ``${...}`` values for the compose file: the environment, this lab's config, then
+    ``extra`` (e.g. the ports `up --nodes N` chose for node 2)."""
     env = dict(os.environ) if env is None else env
     values = dict(env)
     values.update(
@@ -109,6 +132,7 @@ def compose_variables(cfg: LabConfig, env: dict[str, str] | None = None) -> dict
     ):
         if value:
             values[var] = value
+    values.update(extra or {})
     return values
 
 
@@ -185,23 +209,53 @@ def parse_mount(text: str, base_dir: Path) -> MountSpec:
     return MountSpec(source, target, read_only, "volume")
 
 
-def _compose_file() -> Path:
-    """The YAML shipped with the package (compose/ in a checkout, dicomkit/compose when installed)."""
-    ref = resources.files("dicomkit.compose").joinpath("docker-compose.yml")
+def _depends_on(value: Any) -> dict[str, str]:
+    """Both syntaxes: a list of services (started first), or service -> {condition}."""
+    if isinstance(value, list):
+        return {str(v): "service_started" for v in value}
+    if isinstance(value, dict):
+        return {
+            str(k): str((v or {}).get("condition", "service_started")) for k, v in value.items()
+        }
+    return {}
+
+
+def compose_file(name: str = "docker-compose.yml") -> Path:
+    """A YAML file shipped with the package (compose/ in a checkout, dicomkit/compose when
+    installed)."""
+    ref = resources.files("dicomkit.compose").joinpath(name)
     path = Path(str(ref))
     if not path.is_file():
-        raise EngineError(
-            "compose/docker-compose.yml is missing from this installation", "reinstall dicomkit"
-        )
+        raise EngineError(f"compose/{name} is missing from this installation", "reinstall dicomkit")
     return path
 
 
+def merge(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's merge of a second file onto the first: mappings key by key, ``ports`` and
+    ``volumes`` of a service appended (without repeats), any other value replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = merge(base[k], v, str(k)) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(override, list) and key in ("ports", "volumes"):
+        return base + [v for v in override if v not in base]
+    return override
+
+
 def load_compose(
-    cfg: LabConfig, env: dict[str, str] | None = None, path: Path | None = None
+    cfg: LabConfig,
+    env: dict[str, str] | None = None,
+    path: Path | None = None,
+    overlays: list[Path] | None = None,
+    extra: dict[str, str] | None = None,
 ) -> ComposeProject:
-    path = path or _compose_file()
+    """The compose file (and ``overlays`` merged on top, as ``docker compose -f A -f B``)."""
+    path = path or compose_file()
     raw = yaml.safe_load(path.read_text())
-    data = _walk(raw, compose_variables(cfg, env))
+    for overlay in overlays or []:
+        raw = merge(raw, yaml.safe_load(overlay.read_text()))
+    data = _walk(raw, compose_variables(cfg, env, extra))
     services: dict[str, ServiceSpec] = {}
     for name, svc in (data.get("services") or {}).items():
         command = svc.get("command")
@@ -231,6 +285,7 @@ def load_compose(
             mounts=[parse_mount(v, path.parent) for v in svc.get("volumes") or []],
             healthcheck=healthcheck,
             restart=str(svc.get("restart", "no")),
+            depends_on=_depends_on(svc.get("depends_on")),
         )
     return ComposeProject(
         name=str(data.get("name") or project_name(env)),
@@ -238,3 +293,48 @@ def load_compose(
         volumes=list((data.get("volumes") or {}).keys()),
         compose_file=path,
     )
+
+
+def with_nodes(project: ComposeProject, nodes: list[Node]) -> ComposeProject:
+    """Nodes 3..N made like orthanc-2 of the nodes file, on their own host ports (``nodes``:
+    every node's ports, node 1 first). Compose itself would need a file per node."""
+    template = project.services.get("orthanc-2")
+    if template is None:
+        raise EngineError(
+            f"the compose files lack the service orthanc-2 ({NODES_FILE})",
+            "restore compose/ from the dicomkit sources",
+        )
+    for number, node in enumerate(nodes[2:], 3):
+        env = dict(template.environment)
+        conf = json.loads(env.get("ORTHANC_JSON") or "{}")
+        conf["Name"] = f"dicomkit PACS node {number}"
+        env["ORTHANC_JSON"] = json.dumps(conf)
+        host_port = {4242: node.dicom_port, 8042: node.http_port}
+        ports = [
+            replace(p, host_port=host_port.get(p.container_port, p.host_port))
+            for p in template.ports
+        ]
+        name = f"orthanc-{number}"
+        project.services[name] = replace(template, name=name, environment=env, ports=ports)
+    return project
+
+
+def start_order(project: ComposeProject) -> list[str]:
+    """Services in file order, each after those it depends on."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        if name in path:
+            raise ConfigError(
+                f"the compose files' depends_on loop: {' -> '.join((*path, name))}", ""
+            )
+        for dep in project.services[name].depends_on:
+            if dep in project.services:
+                visit(dep, (*path, name))
+        order.append(name)
+
+    for name in project.services:
+        visit(name, ())
+    return order

@@ -9,7 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from dicomkit.config import LabConfig
-from dicomkit.engines.compose import LAB_SERVICE, load_compose, project_name
+from dicomkit.engines.compose import (
+    NODES_FILE,
+    compose_file,
+    compose_service,
+    lab_service,
+    load_compose,
+    project_name,
+    start_order,
+    with_nodes,
+)
 from dicomkit.engines.docker_client import connect, docker_host, not_found
 from dicomkit.engines.docker_containers import (
     check_ports,
@@ -24,7 +33,15 @@ from dicomkit.engines.docker_containers import (
 )
 from dicomkit.engines.docker_images import build_ris_image, ensure_image
 from dicomkit.engines.protocol import Reporter, ServiceStatus
-from dicomkit.engines.state import LabState, ServiceState, clear_state, now_iso, write_state
+from dicomkit.engines.state import (
+    LabState,
+    Node,
+    ServiceState,
+    clear_state,
+    node_ports,
+    now_iso,
+    write_state,
+)
 from dicomkit.errors import EngineError
 
 PING_TIMEOUT = 2.0
@@ -72,7 +89,17 @@ class DockerEngine:
 
     def up(self, cfg: LabConfig, report: Reporter) -> LabState:
         client = connect()
-        project = load_compose(cfg)
+        nodes = node_ports(cfg)
+        overlays, extra = [], {}
+        if len(nodes) > 1:
+            overlays = [compose_file(NODES_FILE)]
+            extra = {
+                "DICOMKIT_NODE2_DICOM_PORT": str(nodes[1].dicom_port),
+                "DICOMKIT_NODE2_HTTP_PORT": str(nodes[1].http_port),
+            }
+        project = load_compose(cfg, overlays=overlays, extra=extra)
+        if len(nodes) > 2:
+            project = with_nodes(project, nodes)
         missing = {"orthanc", "ris"} - set(project.services)
         if missing:
             raise EngineError(
@@ -89,26 +116,52 @@ class DockerEngine:
         ensure_network(client, project)
         ensure_volumes(client, project)
         state = LabState(
-            engine=self.name, endpoints=cfg.endpoints(dicomweb=True), started=now_iso()
+            engine=self.name,
+            endpoints=cfg.endpoints(dicomweb=True),
+            started=now_iso(),
+            nodes=nodes if len(nodes) > 1 else [],
         )
-        containers: dict[str, Any] = {}
-        try:
-            for name, svc in project.services.items():
-                containers[name] = converge_container(client, project, svc, images[name], report)
-                lab_name = LAB_SERVICE.get(name, name)
-                state.services[lab_name] = ServiceState(lab_name, container=containers[name].name)
-        finally:
-            # Record what exists, so `dicomkit down` finds it even after Ctrl-C or a failed start.
-            if state.services:
-                write_state(cfg, state)
-        try:
-            for name, container in containers.items():
-                wait_healthy(cfg, container, name, report)
-        except EngineError:
+
+        def node_of(service: str) -> Node | None:
+            """orthanc-2.. answer on their own ports; the others on the lab's."""
+            if service.startswith("orthanc-"):
+                return nodes[int(service.removeprefix("orthanc-")) - 1]
+            return None
+
+        gave_up = []
+
+        def give_up() -> None:
+            gave_up.append(True)
             for container in containers.values():
                 with contextlib.suppress(Exception):
                     container.stop(timeout=5)
             clear_state(cfg)
+
+        containers: dict[str, Any] = {}
+        try:
+            for name in start_order(project):
+                svc = project.services[name]
+                for dep, condition in svc.depends_on.items():
+                    # e.g. PostgreSQL before the nodes; node 1 (it makes the index's tables)
+                    # before the others.
+                    if condition == "service_healthy" and dep in containers:
+                        try:
+                            wait_healthy(cfg, containers[dep], dep, report, node=node_of(dep))
+                        except EngineError:
+                            give_up()
+                            raise
+                containers[name] = converge_container(client, project, svc, images[name], report)
+                lab_name = lab_service(name)
+                state.services[lab_name] = ServiceState(lab_name, container=containers[name].name)
+        finally:
+            # Record what exists, so `dicomkit down` finds it even after Ctrl-C or a failed start.
+            if state.services and not gave_up:
+                write_state(cfg, state)
+        try:
+            for name, container in containers.items():
+                wait_healthy(cfg, container, name, report, node=node_of(name))
+        except EngineError:
+            give_up()
             raise
         version = _orthanc_version(cfg)
         if version:
@@ -158,7 +211,12 @@ class DockerEngine:
             "pacs": f"{ep.dicom_port}/dicom, {ep.mwl_port}/mwl, {ep.http_port}/http",
             "ris": f"{ep.ris_port}/http, {ep.hl7_port}/hl7",
             "mpps": f"{ep.mpps_port}/dicom (MPPS, AE {ep.mpps_aet})",
+            "postgres": "no host port (the nodes' shared index)",
         }
+        node_of: dict[str, Node] = {}
+        for number, node in enumerate(state.nodes[1:], 2):
+            node_of[f"orthanc-{number}"] = node
+            ports[f"pacs-{number}"] = f"{node.dicom_port}/dicom, {node.http_port}/http"
         try:
             client = connect(timeout=5)
         except EngineError as exc:
@@ -191,7 +249,14 @@ class DockerEngine:
             health = health_status(container)
             running = container.status == "running"
             compose_name = container.labels.get("com.docker.compose.service", svc.name)
-            healthy = running and health != "unhealthy" and probe(probe_cfg, compose_name)
+            if compose_name == "postgres":
+                healthy = running and health == "healthy"
+            else:
+                healthy = (
+                    running
+                    and health != "unhealthy"
+                    and probe(probe_cfg, compose_name, node_of.get(compose_name))
+                )
             out.append(
                 ServiceStatus(
                     svc.name,
@@ -204,7 +269,7 @@ class DockerEngine:
         return out
 
     def logs(self, cfg: LabConfig, state: LabState, service: str, follow: bool) -> Iterator[str]:
-        lab_name = LAB_SERVICE.get(service, service)
+        lab_name = lab_service(compose_service(service))
         svc = state.services.get(lab_name)
         if svc is None or not svc.container:
             raise EngineError(

@@ -14,14 +14,16 @@ from typing import Any
 
 from dicomkit.config import LabConfig
 from dicomkit.engines import process
-from dicomkit.engines.compose import LAB_SERVICE, ComposeProject, ServiceSpec
+from dicomkit.engines.compose import ComposeProject, ServiceSpec, lab_service
 from dicomkit.engines.docker_client import ENGINE_LABEL, api_error, explain, not_found
 from dicomkit.engines.protocol import Reporter
+from dicomkit.engines.state import Node
 from dicomkit.errors import EngineError, PortInUse
 
 # The Compose release whose label set we write (compose reads these to find its containers).
 COMPOSE_VERSION = "2.27.0"
 HEALTH_TIMEOUT = 90.0
+UNPUBLISHED = ("postgres",)  # services with no host port: their healthcheck is the probe
 
 
 def _labels(project: ComposeProject, **extra: str) -> dict[str, str]:
@@ -211,10 +213,16 @@ def health_status(container: Any) -> str:
     return str(((container.attrs.get("State") or {}).get("Health") or {}).get("Status", "none"))
 
 
-def probe(cfg: LabConfig, service: str) -> bool:
-    """Is the service answering on its host port (what the lab's users actually reach)?"""
+def probe(cfg: LabConfig, service: str, node: Node | None = None) -> bool:
+    """Is the service answering on its host port (what the lab's users actually reach)?
+    ``node``: the ports of an Orthanc node other than the first (orthanc-2...)."""
     import httpx
 
+    if node is not None:
+        cfg = cfg.with_overrides(
+            dicom_port=node.dicom_port, mwl_port=node.dicom_port, http_port=node.http_port
+        )
+        service = "orthanc"
     if service == "mpps":
         # A C-ECHO, not a bare connect: pynetdicom keeps an association slot for a silent
         # connection until its timeout.
@@ -244,9 +252,15 @@ def probe(cfg: LabConfig, service: str) -> bool:
 
 
 def wait_healthy(
-    cfg: LabConfig, container: Any, service: str, report: Reporter, timeout: float = HEALTH_TIMEOUT
+    cfg: LabConfig,
+    container: Any,
+    service: str,
+    report: Reporter,
+    timeout: float = HEALTH_TIMEOUT,
+    node: Node | None = None,
 ) -> None:
-    """Until the container is healthy and answers on its host ports, or ``timeout`` passes."""
+    """Until the container is healthy and answers on its host ports, or ``timeout`` passes.
+    A service without host ports (postgres) is ready when its own healthcheck says healthy."""
     report(f"waiting for {service} ({container.name}) to become healthy")
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -256,13 +270,13 @@ def wait_healthy(
         if status in ("exited", "dead") or health == "unhealthy":
             raise EngineError(
                 f"{service} ({container.name}) is {health if status == 'running' else status}",
-                f"see `docker logs {container.name}` or `dicomkit logs {LAB_SERVICE.get(service, service)}`"
+                f"see `docker logs {container.name}` or `dicomkit logs {lab_service(service)}`"
                 + _logs_tail(container),
             )
-        if (
-            status == "running"
-            and health in ("healthy", "starting", "none")
-            and probe(cfg, service)
+        if status == "running" and (
+            health == "healthy"
+            if service in UNPUBLISHED
+            else health in ("healthy", "starting", "none") and probe(cfg, service, node)
         ):
             return
         if time.monotonic() > deadline:

@@ -15,7 +15,14 @@ from dicomkit.engines import postgres, process
 from dicomkit.engines.orthanc_config import node_config, orthanc_config
 from dicomkit.engines.process_lab import ProcessLab, http_ok, record, stop_services, wait_ready
 from dicomkit.engines.protocol import Reporter
-from dicomkit.engines.state import LabState, Node, ServiceState, clear_state, now_iso
+from dicomkit.engines.state import (
+    LabState,
+    Node,
+    ServiceState,
+    clear_state,
+    node_ports,
+    now_iso,
+)
 from dicomkit.errors import EngineError
 from dicomkit.fsutil import atomic_write_text
 
@@ -164,15 +171,7 @@ class NativeEngine(ProcessLab):
             "mpps": cfg.mpps_port,
         }
         process.check_ports_free(cfg.host, lab_ports)
-        # Node 1 keeps the lab's ports (every command and lesson uses them); the others get
-        # ports free now, recorded in the state file and shown by `status`.
-        nodes = [Node(cfg.dicom_port, cfg.http_port)]
-        taken = {*lab_ports.values(), cfg.mwl_port, cfg.retrieve_port}
-        for _ in range(cfg.nodes - 1):
-            dicom = process.free_port(cfg.host, taken)
-            http = process.free_port(cfg.host, taken | {dicom})
-            taken |= {dicom, http}
-            nodes.append(Node(dicom, http))
+        nodes = node_ports(cfg)
         for d in (cfg.worklist_dir, cfg.log_dir, cfg.lab_dir / "orthanc" / "db"):
             d.mkdir(parents=True, exist_ok=True)
         plugins = orthanc_plugins(binary)

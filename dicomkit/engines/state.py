@@ -72,6 +72,23 @@ class LabState:
             ) from None
 
 
+def node_ports(cfg: LabConfig) -> list[Node]:
+    """Ports of the lab's ``cfg.nodes`` Orthanc nodes: node 1 keeps the lab's ports (every
+    command and lesson uses them), the others get ports free now (recorded in the state file,
+    listed by `status`)."""
+    from dicomkit.engines import process
+
+    nodes = [Node(cfg.dicom_port, cfg.http_port)]
+    taken = {cfg.dicom_port, cfg.http_port, cfg.mwl_port, cfg.ris_port, cfg.hl7_port,
+             cfg.mpps_port, cfg.retrieve_port}  # fmt: skip
+    for _ in range(cfg.nodes - 1):
+        dicom = process.free_port(cfg.host, taken)
+        http = process.free_port(cfg.host, taken | {dicom})
+        taken |= {dicom, http}
+        nodes.append(Node(dicom, http))
+    return nodes
+
+
 def archive_port(state: LabState | None, host: str, port: int, aet: str) -> int:
     """The nodes of a lab share one archive: node 1's DICOM port for any node's (so what one
     node acknowledged counts for all, e.g. in the store journal), else ``port``."""

@@ -24,10 +24,11 @@ import httpx
 import pytest
 
 from dicomkit.config import LabConfig
-from tests.conftest import Lab, free_port, make_config
+from tests.conftest import Lab, free_port, make_config, testdata
 
 ORTHANC_IMAGE = os.environ.get("DICOMKIT_TEST_ORTHANC_IMAGE", "dicomkit-test/orthanc:bookworm")
 PYTHON_IMAGE = os.environ.get("DICOMKIT_TEST_PYTHON_IMAGE", "dicomkit-test/python:bookworm")
+POSTGRES_IMAGE = os.environ.get("DICOMKIT_TEST_POSTGRES_IMAGE", "dicomkit-test/postgres:bookworm")
 RIS_IMAGE = os.environ.get("DICOMKIT_TEST_RIS_IMAGE", "dicomkit-test/ris:latest")
 CACHE = Path(os.environ.get("DICOMKIT_TEST_CACHE", "/var/cache/dicomkit-test"))
 WHEELHOUSE = CACHE / "wheels"  # scripts/docker-setup.sh fills it
@@ -84,6 +85,7 @@ def docker_env(cfg: LabConfig, project: str) -> dict[str, str]:
         "DICOMKIT_ORTHANC_IMAGE": ORTHANC_IMAGE,
         "DICOMKIT_RIS_IMAGE": RIS_IMAGE,
         "DICOMKIT_RIS_BASE_IMAGE": PYTHON_IMAGE,
+        "DICOMKIT_POSTGRES_IMAGE": POSTGRES_IMAGE,
     }
     if any(WHEELHOUSE.glob("*.whl")):
         env["DICOMKIT_WHEELHOUSE"] = str(WHEELHOUSE)
@@ -381,6 +383,44 @@ def test_down_volumes_leaves_nothing_labelled(docker_ready: None, tmp_path: Path
         purge(lab.project)
 
 
+def test_two_nodes_share_one_index(docker_ready: None, tmp_path: Path) -> None:
+    """`up --nodes 2`: postgres + orthanc-2 from docker-compose.nodes.yml; an instance stored
+    through node 1 is found through node 2; `down --volumes` removes the database too."""
+    from dicomkit.engines.docker_client import connect
+
+    c = connect()
+    try:
+        c.images.get(POSTGRES_IMAGE)
+    except Exception:
+        pytest.skip(f"stand-in image {POSTGRES_IMAGE} is missing: {SETUP}")
+    finally:
+        c.close()
+    lab = new_lab(tmp_path / "home")
+    try:
+        r = lab.cli("up", "--engine", "docker", "--nodes", "2", "--json", timeout=600)
+        assert r.code == 0, r.out + r.err
+        nodes = r.json()["nodes"]
+        assert len(nodes) == 2
+        assert nodes[0]["dicom"] == f"127.0.0.1:{lab.cfg.dicom_port}"
+        status = lab.cli("status", "--json")
+        assert status.code == 0, status.out + status.err
+        assert {s["name"] for s in status.json()["services"]} >= {"pacs", "pacs-2", "postgres"}
+        ct = tmp_path / "ct.dcm"
+        shutil.copy(testdata("CT_small.dcm"), ct)
+        r = lab.cli("store", str(ct), "--json")
+        assert r.code == 0, r.out + r.err
+        uid = r.json()["files"][0]["sop_instance_uid"]
+        hits = httpx.post(f"{nodes[1]['http']}/tools/lookup", content=uid, timeout=10).json()
+        assert [h["Type"] for h in hits] == ["Instance"]
+        volumes = sorted(v.rsplit("_", 1)[-1] for v in labelled(lab.project)["volumes"])
+        assert "postgres-data" in volumes, volumes
+        r = lab.cli("down", "--volumes")
+        assert r.code == 0, r.err
+        assert labelled(lab.project) == {"containers": [], "volumes": [], "networks": []}
+    finally:
+        purge(lab.project)
+
+
 # ---- errors a user will hit ----------------------------------------------------------------------
 
 
@@ -507,6 +547,42 @@ def test_compose_file_follows_the_config(tmp_path: Path) -> None:
     assert {p.host_port for p in project.services["ris"].ports} == {cfg.ris_port, cfg.hl7_port}
 
 
+def test_nodes_file_adds_postgres_and_node_2_on_one_index(tmp_path: Path) -> None:
+    from dicomkit.engines.compose import (
+        NODES_FILE,
+        compose_file,
+        load_compose,
+        start_order,
+        with_nodes,
+    )
+    from dicomkit.engines.state import Node
+
+    cfg = LabConfig(home=tmp_path)
+    extra = {"DICOMKIT_NODE2_DICOM_PORT": "5001", "DICOMKIT_NODE2_HTTP_PORT": "5002"}
+    project = load_compose(cfg, env={}, overlays=[compose_file(NODES_FILE)], extra=extra)
+    one, two, pg = (project.services[s] for s in ("orthanc", "orthanc-2", "postgres"))
+    assert not pg.ports, "PostgreSQL is reachable on the project's network only"
+    assert {(p.host_ip, p.host_port, p.container_port) for p in two.ports} == {
+        ("127.0.0.1", 5001, 4242),
+        ("127.0.0.1", 5002, 8042),
+    }
+    # One index, one storage volume, one worklist folder; the same AE title.
+    index = [json.loads(s.environment["ORTHANC_JSON"]) for s in (one, two)]
+    assert index[0]["PostgreSQL"] == index[1]["PostgreSQL"]
+    assert index[0]["PostgreSQL"]["Lock"] is False and index[0]["PostgreSQL"]["Host"] == "postgres"
+    assert index[0]["DicomAet"] == index[1]["DicomAet"] == "ORTHANC"
+    assert {m.source for m in one.mounts} == {m.source for m in two.mounts}
+    # The main file's ports stay (merged, not replaced).
+    assert {p.host_port for p in one.ports} == {4242, 10500, 8042}
+    order = start_order(project)
+    assert order.index("postgres") < order.index("orthanc") < order.index("orthanc-2")
+    assert two.depends_on == {"postgres": "service_healthy", "orthanc": "service_healthy"}
+    nodes = [Node(4242, 8042), Node(5001, 5002), Node(5003, 5004)]
+    three = with_nodes(project, nodes).services["orthanc-3"]
+    assert {p.host_port for p in three.ports} == {5003, 5004}
+    assert json.loads(three.environment["ORTHANC_JSON"])["Name"] == "dicomkit PACS node 3"
+
+
 def test_interpolation_and_durations() -> None:
     from dicomkit.engines.compose import interpolate, parse_duration, parse_port
     from dicomkit.errors import ConfigError
@@ -544,12 +620,12 @@ def _compose_cli() -> list[str] | None:
 
 def test_docker_compose_recognises_the_lab(lab: DockerLab, tmp_path: Path) -> None:
     """`docker compose -p PROJECT ps` lists what `dicomkit up` created through the SDK."""
-    from dicomkit.engines.compose import _compose_file
+    from dicomkit.engines.compose import compose_file as shipped_compose_file
 
     cli = _compose_cli()
     if cli is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    compose_file = _compose_file()
+    compose_file = shipped_compose_file()
     if cli[0].endswith("docker-compose"):
         # Compose v1 predates the top-level `name:` key; the project comes from -p anyway.
         text = compose_file.read_text().replace("name: ${DICOMKIT_PROJECT:-dicomkit}\n", "")
