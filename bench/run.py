@@ -1452,6 +1452,7 @@ def bench_scale(
                     row["disk_per_instance"] = sum(disk_bytes(a) for a in archive) / size
                     row.update(_scale_step(engine, s, reps, size, wl_all[:size]))
                     rows.append(row)
+                    _scale_progress(results, reps, t_start)
                     say(
                         f"  scale {engine} {size:,}: ingest {row['ingest']:.0f} inst/s, C-FIND acc "
                         f"{ms(row['cfind_acc'])} (first {ms(row['cfind_acc_first'])}), name* "
@@ -1459,10 +1460,20 @@ def bench_scale(
                         f"{ms(row['qido'])} (first {ms(row['qido_first'])}), MWL {ms(row['mwl'])}, "
                         f"{row['disk_per_instance'] / 1024:.1f} KiB/inst"
                     )
+    _scale_progress(results, reps, t_start)
+
+
+SCALE_RESULTS: list[Path] = []  # where the scale section goes (main sets it)
+
+
+def _scale_progress(results: dict[str, list[dict[str, Any]]], reps: int, t_start: float) -> None:
+    """The figures so far into RESULTS.md: a long run stopped halfway keeps what it measured."""
     facts = machine()
     run = f"{facts['date']}, {facts['dicomkit']}, reps {reps}"
     seconds = time.perf_counter() - t_start
-    SCALE.update(results=results, runs=dict.fromkeys(results, run), seconds=seconds)
+    SCALE.update(results=dict(results), runs=dict.fromkeys(results, run), seconds=seconds)
+    if SCALE_RESULTS:
+        write_scale(SCALE_RESULTS[0])
 
 
 SCALE: dict[str, Any] = {}  # bench_scale's figures, for its own section of RESULTS.md
@@ -1762,6 +1773,7 @@ def main() -> None:
         ap.error(f"unknown bench(es) {', '.join(unknown)}: choose from {', '.join(BENCHES)}")
     reps = {n: args.reps or BENCHES[n][1] for n in names}
     t0 = time.perf_counter()
+    SCALE_RESULTS.append(args.results)
     for name in names:
         say(f"== {name} (x{reps[name]})")
         if name == "scale":
@@ -1775,7 +1787,7 @@ def main() -> None:
         (OUT / "results.json").write_text(json.dumps([r.__dict__ for r in ROWS], indent=1))
         write_results(args.results, table, reps, seconds)
     if SCALE:
-        write_scale(args.results)
+        write_scale(args.results)  # again: the plot and the section of the whole run
     say("")
     say(args.results.read_text())
 
