@@ -1569,6 +1569,8 @@ def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
                 ys = [r[key] if rate else r[key] * 1000 for r in rows]
             ax.plot(xs, ys, marker="o", label=engine)
         ax.set_xscale("log")
+        if rate:
+            ax.set_ylim(bottom=0)
         if not rate and key != "disk_per_instance":
             ax.set_yscale("log")
             ax.set_ylabel("ms (median)")
