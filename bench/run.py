@@ -5,6 +5,8 @@ run; medians and the ratio are printed, and ``bench/RESULTS.md`` is rewritten.
     python bench/run.py                  # every bench (~5 minutes on 2 cores), rewrites RESULTS.md
     python bench/run.py help echo        # only these benches (RESULTS.md gets only these rows)
     python bench/run.py --reps 3 store   # fewer repetitions
+    python bench/run.py scale            # archive growth, 1k and 10k instances (~10 min)
+    python bench/run.py scale --sizes 1000,10000,100000   # and 100k (~45 min more)
 
 Public tools only: time.perf_counter around whole processes (and around in-process calls where
 said), DCMTK by absolute path (/usr/bin/storescu: the venv's pynetdicom ships a storescu too).
@@ -20,6 +22,7 @@ import argparse
 import atexit
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -45,6 +48,7 @@ PY = sys.executable
 _script = Path(PY).parent / "dicomkit"
 DICOMKIT = [str(_script)] if _script.exists() else [PY, "-m", "dicomkit"]
 INSTALL = "the running venv's `dicomkit` script"  # how DICOMKIT was installed (RESULTS.md)
+PACS_PY = PY  # the interpreter that runs the embedded PACS (the wheel's venv once it is built)
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DCMTK = Path("/usr/bin")
 NODELAY = {"TCP_NODELAY": "1"}
@@ -103,7 +107,7 @@ def install_wheel() -> None:
     process (setuptools' import finder). The venv reaches the dependencies through a .pth file
     naming the running interpreter's site-packages, so nothing is downloaded but the build
     backend. Falls back to the running venv's script (and says so) when the build fails."""
-    global DICOMKIT, INSTALL
+    global DICOMKIT, INSTALL, PACS_PY
     import sysconfig
 
     # Private to this run (two runs at once must not rebuild each other's venv); removed at exit.
@@ -156,7 +160,7 @@ def install_wheel() -> None:
         ).stdout.strip()
     )
     (purelib / "_bench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    DICOMKIT = [str(venv / "bin" / "dicomkit")]
+    DICOMKIT, PACS_PY = [str(venv / "bin" / "dicomkit")], str(vpy)
     INSTALL = f"a wheel of this checkout in its own venv (`pip install .`), {found[-1].name}"
 
 
@@ -337,11 +341,13 @@ def embedded(home: Path, worklists: Path | None = None) -> Iterator[Server]:
     path = home / "server.json"
     path.write_text(json.dumps(conf))
     url = f"http://{HOST}:{cfg.http_port}"
+    # -P and clean_env: with --src, the package under test is SRC's, not the working folder's
     with process(
-        [PY, "-m", "dicomkit.pacs", "--config", str(path)],
+        [PACS_PY, "-P", "-m", "dicomkit.pacs", "--config", str(path)],
         home / "pacs.log",
         lambda: port_answers(cfg.dicom_port) and http_ok(f"{url}/status"),
         "embedded PACS",
+        env=clean_env(),
     ):
         yield Server(
             "embedded",
@@ -457,8 +463,6 @@ def worklist_items(n: int = 10_000) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "lockfile").write_text("")
-    from pydicom.uid import generate_uid
-
     order = OrderOut(
         order=OrderIn(
             patient_id="P0",
@@ -478,16 +482,34 @@ def worklist_items(n: int = 10_000) -> Path:
     )
     ds = build_item(order)
     sps = ds.ScheduledProcedureStepSequence[0]
+    spots = {
+        "acc": ("ACC-KKKKK", 1),
+        "pid": ("PQQQQQ", 1),
+        "name": ("DOEWW^JANEVVVVV", 1),
+        "study": (_uid(4, 8_999_999), 1),
+        "rp": ("RPXXXXX", 1),
+        "sps": ("SPSYYYYY", 1),
+        "date": ("20991129", 1),
+        "item": (_uid(5, 8_999_999), 1),
+    }
+    ds.AccessionNumber, ds.PatientID = spots["acc"][0], spots["pid"][0]
+    ds.PatientName, ds.StudyInstanceUID = spots["name"][0], spots["study"][0]
+    ds.RequestedProcedureID, sps.ScheduledProcedureStepID = spots["rp"][0], spots["sps"][0]
+    sps.ScheduledProcedureStepStartDate = spots["date"][0]
+    ds.file_meta.MediaStorageSOPInstanceUID = spots["item"][0]
+    template = _Template(encode(ds), spots)  # 100,000 encodes take minutes: patch one
     for i in range(n):
-        ds.AccessionNumber = f"ACC-{i:05d}"
-        ds.PatientID = f"P{i:05d}"
-        ds.PatientName = f"DOE{i % 97}^JANE{i}"
-        ds.StudyInstanceUID = generate_uid()
-        ds.RequestedProcedureID = f"RP{i:05d}"
-        sps.ScheduledProcedureStepID = f"SPS{i:05d}"
-        sps.ScheduledProcedureStepStartDate = f"2026{1 + i % 12:02d}{1 + i % 28:02d}"
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        (folder / f"{new_item_id()}.wl").write_bytes(encode(ds))
+        data = template.fill(
+            acc=f"ACC-{i:05d}",
+            pid=f"P{i:05d}",
+            name=f"DOE{i % 97:02d}^JANE{i:05d}",
+            study=_uid(4, i),
+            rp=f"RP{i:05d}",
+            sps=f"SPS{i:05d}",
+            date=f"2026{1 + i % 12:02d}{1 + i % 28:02d}",
+            item=_uid(5, i),
+        )
+        (folder / f"{new_item_id()}.wl").write_bytes(data)
     _marker(root).write_text(str(n))
     return root
 
@@ -1022,6 +1044,600 @@ def bench_stow(reps: int) -> None:
     say(f"stow: {se:.0f} vs {so:.0f} inst/s")
 
 
+# ---- scale: how each engine's cost grows with the archive (issue 18) ----------------------
+
+SCALE_MARK_START, SCALE_MARK_END = "<!-- scale bench: start -->", "<!-- scale bench: end -->"
+SCALE_SIZES = (1_000, 10_000)  # --sizes 1000,10000,100000 adds the 100k step (~25 min more)
+# Syllables of synthetic family names: ~1,700 distinct names, so a 5-letter prefix picks out a
+# patient or two among hundreds (the wildcard query), as in a real archive.
+_SYLLABLES = ("BA", "KO", "MI", "RA", "SU", "TE", "NO", "LI", "DA", "VE", "GO", "PE")
+_GIVEN = ("ANNA", "JOHN", "MARIA", "PAUL", "ELIF", "KENJI", "OLGA", "ARJUN", "SARA", "LUCA")
+_UID_ROOT = "1.2.826.0.1.3680043.8.498.18."  # pydicom's root + this issue's number
+# orthanc-pg-N: `dicomkit up --engine native --nodes 2` (PostgreSQL index, shared storage),
+# sent to through N of its nodes at once (one `dicomkit store` per node); queries go to node 1.
+SCALE_ENGINES = ("embedded", "orthanc-sqlite", "orthanc-pg-1", "orthanc-pg-2")
+
+
+@dataclass
+class _Shape:
+    """Where each instance of the synthetic archive sits: patient -> study -> series."""
+
+    patient: int
+    study: int
+    series: int
+    number: int
+    series_size: int
+    modality: str
+
+
+def _scale_stream(total: int) -> Iterator[_Shape]:
+    """The archive as a stream: patients with 1-4 studies, studies with 1-3 series, series of
+    20-200 instances (log-uniform: many short series, some long ones). Seeded: the same
+    archive every run, so the first N instances are always the same."""
+    import math
+    import random
+
+    rng = random.Random(18)
+    made = patient = study = series = 0
+    while True:
+        for _ in range(rng.randint(1, 4)):
+            modality = rng.choice(("CT", "CT", "MR", "MR", "CR", "US"))
+            for _ in range(rng.randint(1, 3)):
+                size = int(math.exp(rng.uniform(math.log(20), math.log(200))))
+                for k in range(size):
+                    if made == total:
+                        return
+                    yield _Shape(patient, study, series, k + 1, size, modality)
+                    made += 1
+                series += 1
+            study += 1
+        patient += 1
+
+
+def scale_patient_name(patient: int) -> str:
+    a = _SYLLABLES
+    n = patient * 7919  # spread neighbours apart in name space
+    family = a[n % 12] + a[(n // 12) % 12] + a[(n // 144) % 12] + "V"
+    return f"{family}^{_GIVEN[patient % len(_GIVEN)]}"
+
+
+def scale_accession(study: int) -> str:
+    return f"A{study:07d}"
+
+
+class _Template:
+    """One file written by pydicom (or the RIS's encoder) with a placeholder of each varying
+    value's final length; its copies differ only in those bytes. Writing 100,000 files with
+    pydicom one by one took over half an hour on this loaded 2-core machine."""
+
+    def __init__(self, data: bytes, placeholders: dict[str, tuple[str, int]]) -> None:
+        self.data = data
+        self.spots: dict[str, tuple[list[int], int]] = {}
+        for name, (text, count) in placeholders.items():
+            raw, offsets, at = text.encode(), [], data.find(text.encode())
+            while at >= 0:
+                offsets.append(at)
+                at = data.find(raw, at + 1)
+            assert len(offsets) == count, (name, text, len(offsets))
+            self.spots[name] = (offsets, len(raw))
+
+    def fill(self, **values: str) -> bytes:
+        buf = bytearray(self.data)
+        for name, value in values.items():
+            offsets, n = self.spots[name]
+            raw = value.encode()
+            assert len(raw) == n, (name, value, n)
+            for at in offsets:
+                buf[at : at + n] = raw
+        return bytes(buf)
+
+
+def _uid(kind: int, n: int) -> str:
+    return f"{_UID_ROOT}{kind}.{1_000_000 + n}"  # fixed width (a template's placeholder)
+
+
+def _instance_template() -> _Template:
+    from io import BytesIO
+
+    from pydicom.data import get_testdata_file
+    from pydicom.filereader import dcmread
+
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Rows = ds.Columns = 16
+    ds.PixelData = bytes(16 * 16 * 2)
+    for kw in ("OtherPatientIDs", "RequestAttributesSequence"):
+        if kw in ds:
+            del ds[kw]
+    spots = {
+        "name": ("QQQQQQQ^QQQQQQ", 1),
+        "pid": ("PIDQQQQQQ", 1),
+        "birth": ("18880808", 1),
+        "acc": ("AQQQQQQQ", 1),
+        "study_id": ("SQQQQ", 1),
+        "date": ("20991129", 1),
+        "desc": ("DQQQQQQQQQQ", 1),
+        "study": (_uid(1, 8_999_999), 1),
+        "series": (_uid(2, 8_999_999), 1),
+        "sop": (_uid(3, 8_999_999), 2),  # the data set's and the file meta's
+        "modality": ("QM", 1),
+        "series_no": ("7331", 1),
+        "number": ("7337", 1),
+    }
+    ds.PatientName, ds.PatientID = spots["name"][0], spots["pid"][0]
+    ds.PatientBirthDate, ds.AccessionNumber = spots["birth"][0], spots["acc"][0]
+    ds.StudyID, ds.StudyDate, ds.StudyDescription = (
+        spots[k][0] for k in ("study_id", "date", "desc")
+    )
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = spots["study"][0], spots["series"][0]
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = spots["sop"][0]
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "QM", "7331", "7337"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return _Template(out.getvalue(), spots)
+
+
+def scale_data(sizes: list[int]) -> list[Path]:
+    """One folder per growth step (instances sizes[i-1]..sizes[i]), made once under bench/out."""
+    bounds = [0, *sizes]
+    folders = [DATA / f"scale-{a}-{b}" for a, b in itertools.pairwise(bounds)]
+    if all(_done(f, b - a) for f, a, b in zip(folders, bounds, bounds[1:], strict=False)):
+        return folders
+    say(f"  writing the synthetic archive ({sizes[-1]:,} instances, once, under bench/out/data)")
+    template = _instance_template()
+    for n, shape in enumerate(_scale_stream(sizes[-1])):
+        step = next(i for i, b in enumerate(bounds[1:]) if n < b)
+        folder = folders[step]
+        if _done(folder, bounds[step + 1] - bounds[step]):
+            continue
+        if n == bounds[step]:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        p, st, se = shape.patient, shape.study, shape.series
+        data = template.fill(
+            name=scale_patient_name(p).ljust(14),
+            pid=f"PID{p:06d}",
+            birth=f"19{40 + p % 60:02d}0{1 + p % 9}15",
+            acc=scale_accession(st),
+            study_id=f"{st % 100000:05d}",
+            date=f"20{20 + st % 6:02d}{1 + st % 12:02d}{1 + st % 28:02d}",
+            desc=f"{shape.modality} STUDY {st % 17:02d}",
+            study=_uid(1, st),
+            series=_uid(2, se),
+            sop=_uid(3, n),
+            modality=shape.modality,
+            series_no=f"{se % 10000:04d}",
+            number=f"{shape.number:04d}",
+        )
+        (folder / f"i{n:07d}.dcm").write_bytes(data)
+        if n + 1 == bounds[step + 1]:
+            _marker(folder).write_text(str(bounds[step + 1] - bounds[step]))
+    return folders
+
+
+def _scale_studies(upto: int) -> list[tuple[str, str, str]]:
+    """(accession, PatientID, StudyInstanceUID) of every study among the first ``upto``."""
+    seen: dict[int, tuple[str, str, str]] = {}
+    for s in _scale_stream(upto):
+        seen.setdefault(
+            s.study, (scale_accession(s.study), f"PID{s.patient:06d}", _uid(1, s.study))
+        )
+    return list(seen.values())
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` occupy on disk (allocated blocks, like du)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+    return total
+
+
+@contextlib.contextmanager
+def nodes_lab(home: Path) -> Iterator[tuple[list[Server], Path]]:
+    """`dicomkit up --engine native --nodes 2` in ``home`` on free ports, as README starts it;
+    its nodes (node 1 first) and its worklist folder. `down --volumes` afterwards."""
+    home.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root: it must get in
+    ports = ("DICOM", "MWL", "HTTP", "RIS", "HL7", "MPPS", "RETRIEVE")
+    env = clean_env(
+        DICOMKIT_HOME=str(home), **{f"DICOMKIT_{p}_PORT": str(free_port()) for p in ports}
+    )
+    argv = [*DICOMKIT, "up", "--engine", "native", "--nodes", "2", "--json"]
+    try:
+        _, up = run_json(argv, env)
+        servers = []
+        for n, node in enumerate(up["nodes"]):
+            url = node["http"]
+            port = int(node["dicom"].rsplit(":", 1)[1])
+            mwl = int(up["worklist"].rsplit(":", 1)[1]) if n == 0 else port
+            count = lambda url=url: int(http_json(f"{url}/statistics")["CountInstances"])  # noqa: E731
+            servers.append(Server(f"node {n + 1}", port, mwl, count, url))
+        yield servers, home / "lab" / "worklists"
+    finally:
+        timed([*DICOMKIT, "down", "--volumes"], env, check=False)
+
+
+@contextlib.contextmanager
+def scale_server(
+    engine: str, home: Path, worklists: Path
+) -> Iterator[tuple[list[Server], Path, list[Path]]]:
+    """The nodes of ``engine`` (one but for orthanc-pg-N), the worklist folder it reads, and
+    the folders that hold its archive (storage + index)."""
+    if engine == "embedded":
+        with embedded(home, worklists) as s:
+            yield [s], worklists, [home]
+    elif engine == "orthanc-sqlite":
+        with orthanc(home, worklists, dicomweb=True) as s:
+            yield [s], worklists, [home / "orthanc-db"]
+    elif engine.startswith("orthanc-pg-"):
+        senders = int(engine.rsplit("-", 1)[1])
+        with nodes_lab(home) as (nodes, wl):
+            yield nodes[:senders], wl, [home / "lab" / "orthanc", home / "lab" / "postgres"]
+    else:
+        raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(SCALE_ENGINES)}")
+
+
+def _halves(chunk: Path, parts: int) -> list[Path]:
+    """``chunk``'s files split into ``parts`` folders of hard links (one per sender), once."""
+    if parts == 1:
+        return [chunk]
+    files = sorted(chunk.glob("*.dcm"))
+    out = []
+    for k in range(parts):
+        part = chunk.with_name(f"{chunk.name}.part{k}of{parts}")
+        mine = files[k::parts]
+        if not _done(part, len(mine)):
+            shutil.rmtree(part, ignore_errors=True)
+            part.mkdir()
+            for f in mine:
+                os.link(f, part / f.name)
+            _marker(part).write_text(str(len(mine)))
+        out.append(part)
+    return out
+
+
+def _store_parallel(nodes: list[Server], chunk: Path, home: Path) -> tuple[int, float, float]:
+    """One `dicomkit store` per node at once, each with its share of ``chunk``: (instances
+    sent, seconds of the slowest one's transfer, wall seconds of the whole)."""
+    procs = []
+    t0 = time.perf_counter()
+    for k, (node, part) in enumerate(zip(nodes, _halves(chunk, len(nodes)), strict=True)):
+        env = clean_env(DICOMKIT_HOME=str(home / f"client{k}"))
+        argv = [*DICOMKIT, "store", "--to", f"{HOST}:{node.port}:{PACS_AET}", "--json", str(part)]
+        procs.append(
+            subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    sent, slowest = 0, 0.0
+    for p in procs:
+        out, err = p.communicate(timeout=3 * 3600)
+        if p.returncode != 0:
+            raise RuntimeError(f"dicomkit store exited {p.returncode}:\n{out[-800:]}\n{err[-800:]}")
+        got = json.loads(out)
+        sent += int(got["sent"])
+        slowest = max(slowest, float(got["seconds"]))
+    return sent, slowest, time.perf_counter() - t0
+
+
+def _median_ms(xs: list[float]) -> float:
+    return median(xs) * 1000
+
+
+def _timed_calls(fn: Callable[[int], Any], reps: int) -> list[float]:
+    out = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _scale_step(engine: str, s: Server, reps: int, upto: int, items: list[Path]) -> dict[str, Any]:
+    """Every query class against an archive of ``upto`` instances: first query after the
+    growth step (``*_first``) and the median of ``reps`` more."""
+    import httpx
+    from pydicom.dataset import Dataset
+    from pynetdicom.presentation import build_context
+
+    from dicomkit.dicom.net import Peer, association
+    from dicomkit.dicom.scu import MWL_FIND, find_worklist
+    from dicomkit.dicom.worklist import WorklistQuery
+
+    study_root_find = "1.2.840.10008.5.1.4.1.2.2.1"
+    studies = _scale_studies(upto)
+    pick = [studies[(i * 7919) % len(studies)] for i in range(reps + 1)]
+    target = scale_patient_name(0)[:5] + "*"
+    out: dict[str, Any] = {"studies": len(studies)}
+
+    def study_query(**keys: str) -> Dataset:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        for kw in ("PatientName", "PatientID", "StudyDate", "StudyDescription",
+                   "StudyInstanceUID", "AccessionNumber", "ModalitiesInStudy",
+                   "NumberOfStudyRelatedInstances"):  # fmt: skip
+            setattr(q, kw, keys.get(kw, ""))
+        return q
+
+    # MWL among as many worklist items as the archive has instances; first, so that the
+    # embedded PACS has read the new items before anything else is timed (it reads them in
+    # the background: timed beside the other queries, that reading slowed them).
+    from pydicom import dcmread
+
+    wl = dcmread(items[len(items) // 2], stop_before_pixels=True)
+    q = WorklistQuery(accession=str(wl.AccessionNumber))
+    mwl_peer = Peer(HOST, s.mwl_port, PACS_AET)
+    if engine == "embedded":  # it says how many items it has read
+        wait_for(lambda: http_json(f"{s.http}/status")["counts"]["worklist_items"] >= len(items),
+                 f"embedded worklist of {len(items)} items read", 900)  # fmt: skip
+    wait_for(lambda: len(find_worklist(mwl_peer, AET, q, timeout=TIMEOUT)) == 1,
+             f"{engine} worklist of {len(items)} items loaded", 600)  # fmt: skip
+    with association(mwl_peer, AET, [build_context(MWL_FIND)], timeout=TIMEOUT) as assoc:
+
+        def mwl(i: int) -> None:
+            got = [ds for st, ds in assoc.send_c_find(q.identifier(), MWL_FIND) if ds is not None]
+            assert len(got) == 1, (engine, "MWL", len(got))
+
+        out["mwl"] = median(_timed_calls(mwl, max(3, reps // 2)))
+    out["mwl_items"] = len(items)
+
+    peer = Peer(HOST, s.port, PACS_AET)
+    with association(peer, AET, [build_context(study_root_find)], timeout=TIMEOUT) as assoc:
+
+        def cfind(q: Dataset) -> int:
+            got = [ds for st, ds in assoc.send_c_find(q, study_root_find) if ds is not None]
+            return len(got)
+
+        def by_acc(i: int) -> None:
+            n = cfind(study_query(AccessionNumber=pick[i][0]))
+            assert n == 1, (engine, "C-FIND accession", pick[i], n)
+
+        times = _timed_calls(by_acc, reps + 1)
+        out["cfind_acc_first"], out["cfind_acc"] = times[0], median(times[1:])
+        matches: list[int] = []
+        times = _timed_calls(lambda i: matches.append(cfind(study_query(PatientName=target))),
+                             reps + 1)  # fmt: skip
+        assert matches and min(matches) >= 1, (engine, "C-FIND name", matches)
+        out["cfind_name"], out["cfind_name_matches"] = median(times[1:]), matches[0]
+    with httpx.Client(base_url=s.http, timeout=TIMEOUT) as client:
+
+        def tools_find(i: int) -> None:
+            body = {"Level": "Study", "Query": {"AccessionNumber": pick[i][0]}}
+            r = client.post("/tools/find", json=body)
+            assert r.status_code == 200 and len(r.json()) == 1, (engine, r.text[:200])
+
+        times = _timed_calls(tools_find, reps + 1)
+        out["tools_find_first"], out["tools_find"] = times[0], median(times[1:])
+
+        def qido(i: int) -> None:
+            r = client.get("/dicom-web/studies", params={"PatientID": pick[i][1]})
+            assert r.status_code == 200 and len(r.json()) >= 1, (engine, r.text[:200])
+
+        times = _timed_calls(qido, reps + 1)
+        out["qido_first"], out["qido"] = times[0], median(times[1:])
+    return out
+
+
+def bench_scale(
+    reps: int, sizes: list[int] | None = None, engines: list[str] | None = None
+) -> None:
+    """Grow each engine's archive step by step (dicomkit store, its default parallel
+    associations) and time every query class at each size."""
+    sizes = sorted(sizes or SCALE_SIZES)
+    engines = engines or list(SCALE_ENGINES)
+    chunks = scale_data(sizes)
+    wl_all = sorted((worklist_items(sizes[-1]) / PACS_AET).glob("*.wl"))
+    results: dict[str, list[dict[str, Any]]] = {}
+    t_start = time.perf_counter()
+    for engine in engines:
+        rows = results[engine] = []
+        with workdir(f"scale-{engine}-") as home, workdir("scale-wl-") as wl_home:
+            wl = wl_home / PACS_AET
+            wl.mkdir()
+            (wl / "lockfile").write_text("")
+            with scale_server(engine, home, wl) as (nodes, live, archive):
+                s = nodes[0]
+                done, linked = 0, 0
+                for size, chunk in zip(sizes, chunks, strict=True):
+                    sent, seconds, wall = _store_parallel(nodes, chunk, wl_home)
+                    assert sent == size - done, (engine, sent, size - done)
+                    got = s.count()
+                    assert got == size, f"{engine} holds {got} instances, expected {size}"
+                    row = {"size": size, "ingest": sent / seconds, "ingest_wall": sent / wall}
+                    done = size
+                    for item in wl_all[linked:size]:
+                        os.link(item, live / item.name)
+                    linked = size
+                    row["disk_per_instance"] = sum(disk_bytes(a) for a in archive) / size
+                    row.update(_scale_step(engine, s, reps, size, wl_all[:size]))
+                    rows.append(row)
+                    _scale_progress(results, reps, t_start)
+                    say(
+                        f"  scale {engine} {size:,}: ingest {row['ingest']:.0f} inst/s, C-FIND acc "
+                        f"{ms(row['cfind_acc'])} (first {ms(row['cfind_acc_first'])}), name* "
+                        f"{ms(row['cfind_name'])}, /tools/find {ms(row['tools_find'])}, QIDO "
+                        f"{ms(row['qido'])} (first {ms(row['qido_first'])}), MWL {ms(row['mwl'])}, "
+                        f"{row['disk_per_instance'] / 1024:.1f} KiB/inst"
+                    )
+    _scale_progress(results, reps, t_start)
+
+
+SCALE_RESULTS: list[Path] = []  # where the scale section goes (main sets it)
+
+
+def _scale_progress(results: dict[str, list[dict[str, Any]]], reps: int, t_start: float) -> None:
+    """The figures so far into RESULTS.md: a long run stopped halfway keeps what it measured."""
+    facts = machine()
+    run = f"{facts['date']}, {facts['dicomkit']}, reps {reps}"
+    seconds = time.perf_counter() - t_start
+    SCALE.update(results=dict(results), runs=dict.fromkeys(results, run), seconds=seconds)
+    if SCALE_RESULTS:
+        write_scale(SCALE_RESULTS[0])
+
+
+SCALE: dict[str, Any] = {}  # bench_scale's figures, for its own section of RESULTS.md
+# (key, column title, is a rate) of the growth table, in order.
+_SCALE_COLUMNS = (
+    ("ingest", "ingest (inst/s)", True),
+    ("cfind_acc", "Study C-FIND by accession", False),
+    ("cfind_name", "Study C-FIND by PatientName wildcard", False),
+    ("tools_find", "`/tools/find` by accession", False),
+    ("qido", "QIDO-RS studies by PatientID", False),
+    ("mwl", "MWL C-FIND by accession", False),
+)
+
+
+def _cell(key: str, row: dict[str, Any]) -> str:
+    if key == "ingest":
+        return f"{row['ingest']:.0f}"
+    text = ms(row[key])
+    if f"{key}_first" in row:
+        text += f" (first {ms(row[f'{key}_first'])})"
+    if key == "cfind_name":
+        text += f", {row['cfind_name_matches']} match(es)"
+    if key == "mwl":
+        text += f" among {row['mwl_items']:,}"
+    return text
+
+
+def _growth(rows: list[dict[str, Any]], key: str, rate: bool) -> float:
+    """Cost at the largest size over cost at the smallest (cost = 1/rate for ingest)."""
+    a, b = rows[0][key], rows[-1][key]
+    return a / b if rate else b / a
+
+
+def scale_goals(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Issue 18's goals, checked on this run's figures."""
+    lines = []
+    emb, ort = results.get("embedded"), results.get("orthanc-sqlite")
+    if emb and ort:
+        common = sorted({r["size"] for r in emb} & {r["size"] for r in ort})
+        if common:
+            n = common[-1]
+            e = next(r for r in emb if r["size"] == n)
+            o = next(r for r in ort if r["size"] == n)
+            ratio_in = e["ingest"] / o["ingest"]
+            lines.append(f"- at {n:,} instances, embedded ingest {ratio_in:.2f}x Orthanc-SQLite "
+                         f"(goal >= 1.0x): {mark(ratio_in >= 1.0)}")  # fmt: skip
+            lines.append(f"- at {n:,} instances, embedded Study C-FIND by accession "
+                         f"{ms(e['cfind_acc'])} (goal <= 20 ms): {mark(e['cfind_acc'] <= 0.020)}")  # fmt: skip
+            worse = [t for k, t, rate in _SCALE_COLUMNS[1:] if e[k] > o[k]]
+            lines.append(
+                f"- at {n:,} instances, query classes where embedded is slower than "
+                f"Orthanc-SQLite: {', '.join(worse) or 'none'} (goal none): {mark(not worse)}"
+            )
+    pg1, pg2 = results.get("orthanc-pg-1"), results.get("orthanc-pg-2")
+    if pg1 and pg2:
+        n = min(pg1[-1]["size"], pg2[-1]["size"])
+        a = next(r for r in pg1 if r["size"] == n)
+        b = next(r for r in pg2 if r["size"] == n)
+        r2 = b["ingest"] / a["ingest"]
+        lines.append(f"- at {n:,} instances, two PostgreSQL nodes with two senders ingest "
+                     f"{r2:.2f}x one node (goal >= 1.5x): {mark(r2 >= 1.5)}")  # fmt: skip
+    for engine, rows in results.items():
+        if len(rows) < 2:
+            continue
+        growth = {t: _growth(rows, k, rate) for k, t, rate in _SCALE_COLUMNS}
+        over = [f"{t} {g:.1f}x" for t, g in growth.items() if g > 2]
+        lines.append(
+            f"- {engine}, cost from {rows[0]['size']:,} to {rows[-1]['size']:,} instances "
+            f"(per instance for ingest, per query for queries; goal within 2x): "
+            + (", ".join(f"{t} {g:.2f}x" for t, g in growth.items()))
+            + f": {mark(not over)}"
+        )
+    return lines
+
+
+def scale_plot(results: dict[str, list[dict[str, Any]]], png: Path) -> str:
+    """The growth curves as a PNG (matplotlib: `pip install '.[bench]'`); what was done."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (`pip install -e '.[bench]'`)"
+    panels = [*_SCALE_COLUMNS, ("disk_per_instance", "disk per instance (KiB)", False)]
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
+    for ax, (key, title, rate) in zip(axes.flat, panels, strict=False):
+        for engine, rows in results.items():
+            xs = [r["size"] for r in rows]
+            if key == "disk_per_instance":
+                ys = [r[key] / 1024 for r in rows]
+            else:
+                ys = [r[key] if rate else r[key] * 1000 for r in rows]
+            ax.plot(xs, ys, marker="o", label=engine)
+        ax.set_xscale("log")
+        if rate:
+            ax.set_ylim(bottom=0)
+        if not rate and key != "disk_per_instance":
+            ax.set_yscale("log")
+            ax.set_ylabel("ms (median)")
+        ax.set_title(title.replace("`", ""), fontsize=10)
+        ax.set_xlabel("instances in the archive")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("dicomkit scale bench: cost as the archive grows (python bench/run.py scale)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    return f"plot: `{png.relative_to(REPO)}`"
+
+
+def write_scale(path: Path) -> None:
+    """Rewrite the scale section of RESULTS.md (appended the first time); the rest is kept."""
+    # Engines not grown in this run keep the rows of the run that grew them (said per engine).
+    saved = OUT / f"scale-{path.stem}.json"  # one per results file
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        for engine, rows in old.get("results", {}).items():
+            if engine not in SCALE["results"]:
+                SCALE["results"][engine] = rows
+                SCALE["runs"][engine] = old.get("runs", {}).get(engine, "an earlier run")
+    results = SCALE["results"]
+    plot = scale_plot(results, HERE / "scale.png")
+    facts = machine()
+    head = "| engine | instances (studies) | " + " | ".join(t for _k, t, _r in _SCALE_COLUMNS)
+    lines = [
+        SCALE_MARK_START,
+        "## Scale: cost as the archive grows (issue 18)",
+        "",
+        "`python bench/run.py scale` (default `--sizes 1000,10000`; add 100000 for the 100k step). "
+        "A synthetic archive of realistic shape (patients with 1-4 studies, 1-3 series per "
+        "study, series of 20-200 instances of 16x16 CT from CT_small, ~1,700 distinct family "
+        "names) is sent in steps with `dicomkit store` (its default parallel associations) into "
+        "one server per engine; after each step every query class runs against it. Query "
+        "figures are medians over `--reps` (default 5) with a different key each time; "
+        '"first" is the first query after the step\'s new instances. MWL items: as many '
+        "as the archive has instances, hard-linked into the worklist folder.",
+        "",
+        f"- machine: {facts['machine']}; Orthanc {facts['Orthanc']} (its DICOMweb plugin, "
+        f"SyncStorageArea); last run {SCALE['seconds']:.0f} s; {plot}",
+        *[f"- {engine}: run {run}" for engine, run in SCALE["runs"].items()],
+        "",
+        head + " | disk / instance |",
+        "|" + "---|" * (len(_SCALE_COLUMNS) + 3),
+    ]
+    for engine, rows in results.items():
+        for r in rows:
+            cells = " | ".join(_cell(k, r) for k, _t, _r in _SCALE_COLUMNS)
+            lines.append(f"| {engine} | {r['size']:,} ({r['studies']:,}) | {cells} | "
+                         f"{r['disk_per_instance'] / 1024:.1f} KiB |")  # fmt: skip
+    lines += ["", "Goals (issue 18):", "", *scale_goals(results), SCALE_MARK_END]
+    section = "\n".join(lines)
+    text = path.read_text() if path.exists() else ""
+    if SCALE_MARK_START in text:
+        a = text.index(SCALE_MARK_START)
+        b = text.index(SCALE_MARK_END) + len(SCALE_MARK_END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    saved.write_text(json.dumps(SCALE, indent=1))
+
+
 BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "help": (bench_help, 15),
     "echo": (bench_echo, 15),
@@ -1031,7 +1647,10 @@ BENCHES: dict[str, tuple[Callable[[int], None], int]] = {
     "large": (bench_large, 5),
     "dicomweb": (bench_dicomweb, 21),
     "stow": (bench_stow, 5),
+    "scale": (bench_scale, 5),
 }
+# Not in a plain `python bench/run.py`: it takes minutes per engine and writes its own section.
+ON_REQUEST = ("scale",)
 
 
 # ---- RESULTS.md -------------------------------------------------------------------------
@@ -1125,7 +1744,24 @@ def main() -> None:
         action="store_true",
         help="measure the running venv's dicomkit script instead of a wheel built from this checkout",
     )
+    ap.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SCALE_SIZES),
+        help="scale: archive sizes in instances, comma-separated (default %(default)s)",
+    )
+    ap.add_argument(
+        "--engines",
+        default=",".join(SCALE_ENGINES),
+        help="scale: engines to grow (default %(default)s)",
+    )
     args = ap.parse_args()
+    try:
+        sizes = sorted({int(n) for n in args.sizes.split(",") if n.strip()})
+    except ValueError:
+        ap.error(f"--sizes {args.sizes!r}: give instance counts like 1000,10000,100000")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not sizes or sizes[0] < 100 or any(e not in SCALE_ENGINES for e in engines):
+        ap.error(f"--sizes needs counts >= 100 and --engines some of {', '.join(SCALE_ENGINES)}")
     if args.src is None and not args.editable:
         install_wheel()
     if args.src is not None:
@@ -1133,19 +1769,27 @@ def main() -> None:
         SRC = args.src.resolve()
         DICOMKIT = [PY, "-P", "-m", "dicomkit"]  # -P: the working folder must not shadow SRC
         sys.path.insert(0, str(SRC))
-    names = args.benches or list(BENCHES)
+    names = args.benches or [n for n in BENCHES if n not in ON_REQUEST]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         ap.error(f"unknown bench(es) {', '.join(unknown)}: choose from {', '.join(BENCHES)}")
     reps = {n: args.reps or BENCHES[n][1] for n in names}
     t0 = time.perf_counter()
+    SCALE_RESULTS.append(args.results)
     for name in names:
         say(f"== {name} (x{reps[name]})")
-        BENCHES[name][0](reps[name])
+        if name == "scale":
+            bench_scale(reps[name], sizes, engines)
+        else:
+            BENCHES[name][0](reps[name])
     seconds = time.perf_counter() - t0
     OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps([r.__dict__ for r in ROWS], indent=1))
-    write_results(args.results, names, reps, seconds)
+    table = [n for n in names if n not in ON_REQUEST]
+    if table:
+        (OUT / "results.json").write_text(json.dumps([r.__dict__ for r in ROWS], indent=1))
+        write_results(args.results, table, reps, seconds)
+    if SCALE:
+        write_scale(args.results)  # again: the plot and the section of the whole run
     say("")
     say(args.results.read_text())
 

@@ -25,6 +25,12 @@ class DeadlineH11Protocol(H11Protocol):
     request_timeout = REQUEST_TIMEOUT
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets TCP_NODELAY only on sockets made with proto IPPROTO_TCP, and ours
+            # (proto 0) are not: every keep-alive request after the first stalled ~40 ms
+            # (Nagle + delayed ACK) until this.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._arm()

@@ -109,7 +109,10 @@ def tools_find(server: PacsServer, body: dict[str, Any]) -> list[Any]:
             raise HttpError(400, f"{keyword!r} ({vr}) cannot be matched")
         ds.add_new(tag, vr, text)
     constraints = compile_query(ds)
-    found = [r for r in server.index.resources(level) if matches_all(flat_of(r)[0], constraints)]
+    candidates = server.index.lookup(level, constraints)
+    if candidates is None:
+        candidates = server.index.resources(level)
+    found = [r for r in candidates if matches_all(flat_of(r)[0], constraints)]
     limit = body.get("Limit")
     if isinstance(limit, int) and limit > 0:
         found = found[:limit]
@@ -133,7 +136,7 @@ def _system(server: PacsServer) -> dict[str, Any]:
 
 def _statistics(server: PacsServer) -> dict[str, Any]:
     c = server.index.counts()
-    size = sum(int(r.extra.get("size", 0)) for r in server.index.resources("IMAGE"))
+    size = server.index.total_size()
     return {
         "CountPatients": c["patients"],
         "CountStudies": c["studies"],
@@ -211,16 +214,16 @@ def create_app(server: PacsServer) -> FastAPI:
     def list_level(level: str) -> list[str]:
         if level not in _LEVELS:
             raise HttpError(404, "unknown URI")
-        return [r.id for r in server.index.resources(_LEVELS[level][0])]
+        return server.index.ids(_LEVELS[level][0])
 
     @app.get("/{level}/{rid}")
     def one(level: str, rid: str) -> dict[str, Any]:
         if level not in _LEVELS:
             raise HttpError(404, "unknown URI")
-        for r in server.index.resources(_LEVELS[level][0]):
-            if r.id == rid:
-                return describe(server, r)
-        raise HttpError(404, f"unknown resource {rid}")
+        r = server.index.resource(_LEVELS[level][0], rid)
+        if r is None:
+            raise HttpError(404, f"unknown resource {rid}")
+        return describe(server, r)
 
     @app.post("/tools/find")
     async def find(request: Request) -> list[Any]:

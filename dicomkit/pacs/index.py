@@ -8,20 +8,24 @@ name ids work unchanged. Each level keeps the "main DICOM tags" Orthanc keeps, a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from dicomkit.pacs.match import fold, norm_da
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicomkit.dicom.dataset import Parsed
+    from dicomkit.pacs.match import Constraint
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,55 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient);
 CREATE INDEX IF NOT EXISTS series_study ON series(study);
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series);
+CREATE TABLE IF NOT EXISTS match_keys (
+    keyword TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (keyword, value, id)
+) WITHOUT ROWID;
 """
+# PRAGMA user_version of an index whose match_keys are filled (older ones are filled at open).
+_KEYS_VERSION = 1
+
+# The attributes a query finds through match_keys instead of a scan, by the level that holds
+# them, and the forms each is kept in (as match.Lookup names them).
+LOOKUP_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "PatientID": ("PATIENT", ("",)),
+    "PatientName": ("PATIENT", ("casefold", "fold")),
+    "StudyInstanceUID": ("STUDY", ("",)),
+    "AccessionNumber": ("STUDY", ("",)),
+    "StudyDate": ("STUDY", ("da",)),
+    "SeriesInstanceUID": ("SERIES", ("",)),
+    "SOPInstanceUID": ("IMAGE", ("",)),
+}
+_LOOKUP_BY_LEVEL = {
+    level: [(k, forms) for k, (home, forms) in LOOKUP_KEYS.items() if home == level]
+    for level in LEVELS
+}
+_ALIAS = {"PATIENT": "p", "STUDY": "s", "SERIES": "se", "IMAGE": "i"}
+_FORMS: dict[str, Callable[[str], str]] = {
+    "": str,
+    "casefold": str.casefold,
+    "fold": fold,
+    "da": norm_da,
+}
+
+
+def match_keys(level: str, tags: dict[str, str]) -> list[tuple[str, str]]:
+    """(keyword[:form], value) rows of match_keys for a resource's own tags: each value as
+    ``qr.flat_of`` splits it, in each form a lookup compares."""
+    rows = []
+    for keyword, forms in _LOOKUP_BY_LEVEL[level]:
+        parts = {t for p in str(tags.get(keyword, "")).split("\\") if (t := p.strip())}
+        for form in forms:
+            name = f"{keyword}:{form}" if form else keyword
+            rows += [(name, _FORMS[form](v)) for v in parts]
+    return rows
+
+
+@functools.lru_cache(maxsize=512)
+def _keyword(tag: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return str(keyword_for_tag(tag))
 
 
 def orthanc_id(*parts: str) -> str:
@@ -214,6 +266,22 @@ class Index:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+        self._fill_match_keys()
+
+    def _fill_match_keys(self) -> None:
+        """Fill match_keys of an index written before it existed (once, at open)."""
+        if self._query("PRAGMA user_version")[0][0] >= _KEYS_VERSION:
+            return
+        with self._tx() as db:
+            db.execute("DELETE FROM match_keys")
+            for level, table in (("PATIENT", "patients"), ("STUDY", "studies"),
+                                 ("SERIES", "series"), ("IMAGE", "instances")):  # fmt: skip
+                for rid, tags in db.execute(f"SELECT id, tags FROM {table}").fetchall():
+                    db.executemany(
+                        "INSERT OR IGNORE INTO match_keys (keyword, value, id) VALUES (?,?,?)",
+                        [(k, v, rid) for k, v in match_keys(level, json.loads(tags))],
+                    )
+            db.execute(f"PRAGMA user_version = {_KEYS_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -250,17 +318,24 @@ class Index:
     def add(self, rec: InstanceRecord, received: str) -> bool:
         """Index an instance. False (nothing changed) when its SOP Instance UID is known."""
         pid, stid, seid, iid = rec.ids
+        keys = "INSERT OR IGNORE INTO match_keys (keyword, value, id) VALUES (?,?,?)"
         try:
             with self._tx() as db:
-                db.execute(
+                new = db.execute(
                     "INSERT OR IGNORE INTO patients (id, patient_id, tags) VALUES (?,?,?)",
                     (pid, rec.patient_key, json.dumps(rec.patient_tags)),
-                )
-                db.execute(
+                ).rowcount
+                if new:
+                    db.executemany(
+                        keys, [(*k, pid) for k in match_keys("PATIENT", rec.patient_tags)]
+                    )
+                new = db.execute(
                     "INSERT OR IGNORE INTO studies (id, patient, study_uid, tags) VALUES (?,?,?,?)",
                     (stid, pid, rec.study_uid, json.dumps(rec.study_tags)),
-                )
-                db.execute(
+                ).rowcount
+                if new:
+                    db.executemany(keys, [(*k, stid) for k in match_keys("STUDY", rec.study_tags)])
+                new = db.execute(
                     "INSERT OR IGNORE INTO series (id, study, series_uid, modality, tags) "
                     "VALUES (?,?,?,?,?)",
                     (
@@ -270,7 +345,12 @@ class Index:
                         rec.series_tags.get("Modality", ""),
                         json.dumps(rec.series_tags),
                     ),
-                )
+                ).rowcount
+                if new:
+                    db.executemany(
+                        keys, [(*k, seid) for k in match_keys("SERIES", rec.series_tags)]
+                    )
+                db.executemany(keys, [(*k, iid) for k in match_keys("IMAGE", rec.instance_tags)])
                 db.execute(
                     "INSERT INTO instances (id, series, sop_uid, sop_class, transfer_syntax, "
                     "path, size, received, tags) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -298,9 +378,80 @@ class Index:
                 for name in ("patients", "studies", "series", "instances")
             }
 
+    def total_size(self) -> int:
+        return int(self._query("SELECT COALESCE(SUM(size), 0) FROM instances")[0][0])
+
+    def ids(self, level: str) -> list[str]:
+        table = {"PATIENT": "patients", "STUDY": "studies", "SERIES": "series"}.get(
+            level, "instances"
+        )
+        return [str(r[0]) for r in self._query(f"SELECT id FROM {table} ORDER BY rowid")]
+
+    def resource(self, level: str, rid: str) -> Resource | None:
+        found = self._resources(level, f"WHERE {_ALIAS[level]}.id = ?", (rid,))
+        return found[0] if found else None
+
+    def newest(self, level: str, n: int) -> list[Resource]:
+        """The ``n`` resources of a level added last, newest first."""
+        table = {"PATIENT": "patients", "STUDY": "studies", "SERIES": "series"}.get(
+            level, "instances"
+        )
+        where = f"WHERE {_ALIAS[level]}.id IN (SELECT id FROM {table} ORDER BY rowid DESC LIMIT ?)"
+        return self._resources(level, where, (n,))[::-1]
+
+    def under(self, level: str, parent_level: str, ids: list[str]) -> list[Resource]:
+        """The resources of ``level`` under the given resources of a higher level."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self._resources(level, f"WHERE {_ALIAS[parent_level]}.id IN ({marks})", tuple(ids))
+
     def resources(self, level: str) -> list[Resource]:
         """Every resource of a level, with parent tags and the counts C-FIND can return
         (PS3.4 C.3.4 Number of ... Related ..., ModalitiesInStudy, SOPClassesInStudy)."""
+        return self._resources(level)
+
+    def lookup(self, level: str, constraints: tuple[Constraint, ...]) -> list[Resource] | None:
+        """The resources of ``level`` that may match ``constraints``, found through match_keys
+        by the most selective key that has a ``Constraint.lookup`` (a superset of the matches,
+        in index order: the caller still matches each); None when no key can be looked up
+        and only a scan of ``resources(level)`` will do."""
+        depth = LEVELS.index(level)
+        best: tuple[tuple[int, int, int], str, tuple[Any, ...]] | None = None
+        for c in constraints:
+            keyword = _keyword(c.tag)
+            home = LOOKUP_KEYS.get(keyword, ("", ()))[0]
+            if c.lookup is None or not home or LEVELS.index(home) > depth:
+                continue
+            terms, args = [], []
+            for form, low, high, inclusive in c.lookup:
+                args.append(f"{keyword}:{form}" if form else keyword)
+                if high is None:
+                    terms.append("(keyword = ? AND value = ?)")
+                    args.append(low)
+                    continue
+                term = "keyword = ?"
+                if low:
+                    term += " AND value >= ?"
+                    args.append(low)
+                if high:
+                    term += " AND value <= ?" if inclusive else " AND value < ?"
+                    args.append(high)
+                terms.append(f"({term})")
+            # Equality first, then the deepest level, then the longest prefix or range end.
+            exact = all(high is None for _f, _l, high, _i in c.lookup)
+            score = (int(exact), LEVELS.index(home), min(len(lk[1]) for lk in c.lookup))
+            if best is None or score > best[0]:
+                where = (
+                    f"WHERE {_ALIAS[home]}.id IN "
+                    f"(SELECT id FROM match_keys WHERE {' OR '.join(terms)})"
+                )
+                best = (score, where, tuple(args))
+        if best is None:
+            return None
+        return self._resources(level, best[1], best[2])
+
+    def _resources(self, level: str, where: str = "", args: tuple[Any, ...] = ()) -> list[Resource]:
         if level == "PATIENT":
             rows = self._query(
                 "SELECT p.id, p.tags, "
@@ -309,7 +460,8 @@ class Index:
                 "   WHERE s.patient = p.id), "
                 " (SELECT COUNT(*) FROM instances i JOIN series se ON i.series = se.id "
                 "   JOIN studies s ON se.study = s.id WHERE s.patient = p.id) "
-                "FROM patients p ORDER BY p.rowid"
+                f"FROM patients p {where} ORDER BY p.rowid",
+                args,
             )
             return [
                 Resource(
@@ -334,7 +486,8 @@ class Index:
                 " (SELECT GROUP_CONCAT(DISTINCT se.modality) FROM series se WHERE se.study = s.id),"
                 " (SELECT GROUP_CONCAT(DISTINCT i.sop_class) FROM instances i "
                 "   JOIN series se ON i.series = se.id WHERE se.study = s.id) "
-                "FROM studies s JOIN patients p ON s.patient = p.id ORDER BY s.rowid"
+                f"FROM studies s JOIN patients p ON s.patient = p.id {where} ORDER BY s.rowid",
+                args,
             )
             return [
                 Resource(
@@ -357,7 +510,8 @@ class Index:
                 "SELECT se.id, se.study, se.tags, s.tags, p.tags, "
                 " (SELECT COUNT(*) FROM instances i WHERE i.series = se.id) "
                 "FROM series se JOIN studies s ON se.study = s.id "
-                "JOIN patients p ON s.patient = p.id ORDER BY se.rowid"
+                f"JOIN patients p ON s.patient = p.id {where} ORDER BY se.rowid",
+                args,
             )
             return [
                 Resource(
@@ -376,7 +530,8 @@ class Index:
                 " i.transfer_syntax, i.sop_class, i.size "
                 "FROM instances i JOIN series se ON i.series = se.id "
                 "JOIN studies s ON se.study = s.id JOIN patients p ON s.patient = p.id "
-                "ORDER BY i.rowid"
+                f"{where} ORDER BY i.rowid",
+                args,
             )
             return [
                 Resource(

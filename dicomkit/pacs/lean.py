@@ -1,4 +1,4 @@
-"""The embedded PACS's lean path: echo, store and worklist find served over dicom/wire.py.
+"""The embedded PACS's lean path: echo, store, worklist and Q/R find over dicom/wire.py.
 
 pynetdicom's SCP machinery costs ~3 ms per message (a DUL thread and a reactor thread that
 hand every PDU over through queues with 1 ms polling sleeps), 4-7 ms to accept an association,
@@ -7,10 +7,10 @@ association is served in its connection's thread, and each request goes to the s
 services the pynetdicom handlers call (``server.store_instance``, ``server.answer_find``).
 
 Each accepted connection's A-ASSOCIATE-RQ is peeked (not consumed): an association proposing
-only Verification, Storage and Modality Worklist FIND, with nothing unusual in it (no role
-selection, extended negotiation, user identity, asynchronous operations window), is served
-here; anything else (Q/R, an odd or unparseable request) goes, still unread, to pynetdicom,
-which behaves exactly as before. ``DICOMKIT_LEAN=0`` sends everything to pynetdicom. Either
+only Verification, Storage, Modality Worklist FIND and Patient/Study Root FIND, with nothing
+unusual in it (no role selection, extended negotiation, user identity, asynchronous operations
+window), is served here; anything else (C-MOVE, C-GET, an odd or unparseable request) goes,
+still unread, to pynetdicom, which behaves exactly as before. ``DICOMKIT_LEAN=0`` sends everything to pynetdicom. Either
 way one log line per association names the path that serves it.
 """
 
@@ -208,7 +208,7 @@ class LeanAssociation:
                 if msg.data is None:
                     raise wire.ProtocolError("C-STORE-RQ without a data set")
                 self.c_store(msg)
-            elif field == wire.C_FIND_RQ and abstract == server.mwl_find:
+            elif field == wire.C_FIND_RQ and abstract in server.find_classes:
                 if msg.data is None:
                     raise wire.ProtocolError("C-FIND-RQ without an identifier")
                 self.c_find(msg)

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 Values = tuple[str, ...]
 Flat = dict[int, Union[Values, list["Flat"]]]
 Predicate = Callable[[str], bool]
+# One way an index can find the records a query value may match: (form, low, high) asks for
+# the records whose value in that form is >= low and < high (high "": no upper bound, a range
+# is inclusive), or == low when high is None. Forms: "" the value itself, "casefold" and
+# "fold" (person names, as matching compares them), "da" (dates as norm_da makes them).
+Lookup = tuple[str, str, Union[str, None], bool]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 # PS3.4 C.2.2.2.4: wildcards apply to these VRs only.
@@ -47,6 +52,9 @@ class Constraint:
     nested: tuple[Constraint, ...] | None = None
     # The wanted values when every predicate is plain equality: lets an index look them up.
     exact: Values | None = None
+    # How an index finds a superset of the matches, one Lookup per query value (OR-ed); None:
+    # it cannot (a leading wildcard, a time range): the records are scanned.
+    lookup: tuple[Lookup, ...] | None = None
 
     def matches(self, record: Flat) -> bool:
         value = record.get(self.tag)
@@ -117,8 +125,9 @@ def norm_dt(value: str) -> str:
 _NORM: dict[str, Callable[[str], str]] = {"DA": norm_da, "TM": norm_tm, "DT": norm_dt}
 
 
-def _fold(text: str) -> str:
-    # Per character, so positions line up between pattern and value (like re.IGNORECASE).
+def fold(text: str) -> str:
+    """A person name as wildcard matching compares it: lower case per character, so positions
+    line up between pattern and value (like re.IGNORECASE)."""
     return "".join(low if len(low := c.lower()) == 1 else c for c in text)
 
 
@@ -144,8 +153,8 @@ def _glob(pattern: str, text: str) -> bool:
 
 def _wildcard(pattern: str, ignore_case: bool) -> Predicate:
     if ignore_case:
-        folded = _fold(pattern)
-        return lambda v: _glob(folded, _fold(v))
+        folded = fold(pattern)
+        return lambda v: _glob(folded, fold(v))
     return lambda v: _glob(pattern, v)
 
 
@@ -171,6 +180,34 @@ def _predicate(vr: str, value: str) -> Predicate | None:
         want = value.casefold()
         return lambda v: v.casefold() == want
     return value.__eq__
+
+
+def _after(prefix: str) -> str:
+    """The first string after every string that starts with ``prefix`` ("" if none is)."""
+    while prefix and prefix[-1] == chr(0x10FFFF):
+        prefix = prefix[:-1]
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
+
+
+def _lookup(vr: str, value: str) -> Lookup | None:
+    """How an index finds every record value that ``_predicate(vr, value)`` accepts, or None.
+    A (form, low, high, inclusive) entry: see ``Lookup``."""
+    if vr == "DA":
+        if "-" not in value:
+            return ("da", norm_da(value), None, True)
+        low, _, high = (norm_da(v) if v.strip() else "" for v in value.partition("-"))
+        return ("da", low, high, True)
+    if vr in RANGE_VRS:
+        return None
+    wild = vr in WILDCARD_VRS and ("*" in value or "?" in value)
+    if not wild:
+        return ("casefold", value.casefold(), None, True) if vr == "PN" else ("", value, None, True)
+    pattern = fold(value) if vr == "PN" else value
+    cut = min(i for i in (pattern.find("*"), pattern.find("?"), len(pattern)) if i >= 0)
+    prefix = pattern[:cut]
+    if not prefix:
+        return None  # a leading wildcard: every value may match
+    return ("fold" if vr == "PN" else "", prefix, _after(prefix), False)
 
 
 def compile_query(ds: Dataset) -> tuple[Constraint, ...]:
@@ -207,11 +244,13 @@ def compile_query(ds: Dataset) -> tuple[Constraint, ...]:
             continue  # one universal value makes the whole key universal
         plain = elem.VR not in RANGE_VRS and elem.VR != "PN"
         plain = plain and not any("*" in v or "?" in v for v in values)
+        lookups = [_lookup(elem.VR, v) for v in values]
         out.append(
             Constraint(
                 tag,
                 predicates=tuple(p for p in preds if p is not None),
                 exact=values if plain else None,
+                lookup=None if None in lookups else tuple(x for x in lookups if x is not None),
             )
         )
     return tuple(out)

@@ -94,13 +94,12 @@ def _study(server: PacsServer, study: Resource, series: list[Resource],
 
 def render_page(server: PacsServer) -> str:
     index = server.index
-    studies = index.resources("STUDY")[::-1][:MAX_STUDIES]
-    series = index.resources("SERIES")
+    studies = index.newest("STUDY", MAX_STUDIES)
+    wanted = [s.id for s in studies]
+    series = index.under("SERIES", "STUDY", wanted)
     instances: dict[str, list[Resource]] = {}
-    wanted = {s.id for s in studies}
-    for inst in index.resources("IMAGE"):
+    for inst in index.under("IMAGE", "STUDY", wanted):
         instances.setdefault(inst.parent, []).append(inst)
-    series = [s for s in series if s.parent in wanted]
     counts = index.counts()
     cfg = server.cfg
     body = "".join(_study(server, st, series, instances, n == 0) for n, st in enumerate(studies))

@@ -173,10 +173,12 @@ class _Generation:
 
 
 class Cache:
-    """Each level's resources, read from the index once and again only when its counts change
-    (the embedded PACS only ever adds instances); each one's flat record for matching is made
-    when first needed, and per-attribute value maps let an exact key (a UID, an accession)
-    find its candidates without a scan. A search works on one generation from start to end."""
+    """Searches: a key the index can look up (``Index.lookup``: UIDs, accession, patient ID
+    and name, study date) goes to the index; any other search scans each level's resources,
+    read from the index once and again only when its counts change (the embedded PACS only
+    ever adds instances); each one's flat record for matching is made when first needed, and
+    per-attribute value maps let an exact key find its candidates without a scan. A search
+    works on one generation from start to end."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
@@ -203,6 +205,14 @@ class Cache:
         return self.search(level, _exact(keys))
 
     def search(self, level: str, constraints: tuple[Constraint, ...]) -> list[Entry]:
+        looked_up = self.index.lookup(level, constraints)
+        if looked_up is not None:  # a key the index looks up: no scan, no cache to build
+            return [
+                (res, flat, values)
+                for res in looked_up
+                for flat, values in (flat_of(res),)
+                if matches_all(flat, constraints)
+            ]
         gen = self._current(level)
         found, flats = gen.levels[level], gen.flats[level]
         exact = [c for c in constraints if c.exact is not None]

@@ -76,7 +76,8 @@ def find_resources(index: Index, query: Dataset) -> tuple[str, list[tuple[Resour
     qr_level_tag = 0x00080052
     constraints = tuple(c for c in constraints if c.tag != qr_level_tag)
     out = []
-    for res in index.resources(level):
+    found = index.lookup(level, constraints)
+    for res in index.resources(level) if found is None else found:
         flat, values = flat_of(res)
         if matches_all(flat, constraints):
             out.append((res, values))

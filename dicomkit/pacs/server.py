@@ -71,8 +71,15 @@ QR_CLASSES = (
     qr.STUDY_ROOT_GET,
 )
 
-# Served by pynetdicom only: Query/Retrieve, storage commitment (pacs/commitment.py), MPPS.
-PYNETDICOM_ONLY = (*QR_CLASSES, STORAGE_COMMITMENT_PUSH, mpps.MPPS)
+# Q/R C-FIND: plain answers to a query, served on the lean path too (pacs/lean.py).
+QR_FIND = (qr.PATIENT_ROOT_FIND, qr.STUDY_ROOT_FIND)
+# Served by pynetdicom only: C-MOVE and C-GET (sub-operations on other associations or roles),
+# storage commitment (pacs/commitment.py), MPPS.
+PYNETDICOM_ONLY = (
+    *(c for c in QR_CLASSES if c not in QR_FIND),
+    STORAGE_COMMITMENT_PUSH,
+    mpps.MPPS,
+)
 
 UNCOMPRESSED = [
     "1.2.840.10008.1.2",
@@ -375,15 +382,15 @@ class PacsServer:
         self.lean_closing = False
         self.ae = self._make_ae()
         # What the lean path serves: the AE's own contexts (same transfer syntaxes, same
-        # order) minus Query/Retrieve.
+        # order) minus C-MOVE/C-GET, storage commitment and MPPS.
         self.lean_contexts: dict[str, list[str]] = {
             str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
             for cx in self.ae.supported_contexts
             if str(cx.abstract_syntax) not in PYNETDICOM_ONLY
         }
         self.verification = VERIFICATION
-        self.mwl_find = mwl.MWL_FIND
-        self.storage_classes = set(self.lean_contexts) - {VERIFICATION, mwl.MWL_FIND}
+        self.find_classes = {mwl.MWL_FIND, *QR_FIND}
+        self.storage_classes = set(self.lean_contexts) - {VERIFICATION, *self.find_classes}
 
     def acceptor_count(self) -> int:
         """Associations this PACS accepted and still serves, lean ones included."""
@@ -435,7 +442,7 @@ class PacsServer:
                 continue
             # Both roles: a C-GET requestor proposes to be the Storage SCP (PS3.4 C.4.3).
             ae.add_supported_context(cx.abstract_syntax, storage_ts, scu_role=True, scp_role=True)
-        for sop in (VERIFICATION, mwl.MWL_FIND, *PYNETDICOM_ONLY):
+        for sop in (VERIFICATION, mwl.MWL_FIND, *QR_FIND, *PYNETDICOM_ONLY):
             ae.add_supported_context(sop, UNCOMPRESSED)
         return ae
 

@@ -1,5 +1,5 @@
 """The embedded PACS's lean DIMSE path (pacs/lean.py) and its dispatch: echo, store and
-worklist find served on a bare socket, everything else by pynetdicom on the same port.
+worklist and Q/R find served on a bare socket, everything else by pynetdicom on the same port.
 
 The server runs in-process here so each test can see which path served an association.
 """
@@ -94,7 +94,9 @@ def wait_idle(pacs: PacsServer, timeout: float = 5.0) -> None:
 
 
 def test_dispatch_decision(pacs: PacsServer) -> None:
-    for sop, ours in ((MWL, True), ("1.2.840.10008.1.1", True), (STUDY_FIND, False)):
+    study_move = "1.2.840.10008.5.1.4.1.2.2.2"
+    for sop, ours in ((MWL, True), ("1.2.840.10008.1.1", True), (STUDY_FIND, True),
+                      (study_move, False)):  # fmt: skip
         rq = lean.parse_associate_rq(associate_rq(AET, "X", sop)[6:])
         assert rq is not None and rq.calling == "X" and rq.max_pdu == wire.MAX_PDU
         assert all(ab in pacs.lean_contexts for ab, _ in rq.contexts.values()) is ours
@@ -175,10 +177,10 @@ def test_dicomkit_worklist_client_is_served_lean(pacs: PacsServer, count: Counte
     assert count.n == 1
 
 
-# ---- Q/R stays with pynetdicom on the same port ----------------------------------------------
+# ---- Q/R: C-FIND lean, C-MOVE and C-GET with pynetdicom on the same port ---------------------
 
 
-def test_qr_find_move_get_go_to_pynetdicom(
+def test_qr_find_is_lean_move_get_go_to_pynetdicom(
     pacs: PacsServer, count: Counter, tmp_path: Path
 ) -> None:
     ct = pydicom.dcmread(testdata("CT_small.dcm"), stop_before_pixels=True)
@@ -190,6 +192,7 @@ def test_qr_find_move_get_go_to_pynetdicom(
             "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID=1CT1", "-k", "StudyInstanceUID",
             "127.0.0.1", str(pacs.cfg.dicom_port))  # fmt: skip
     assert p.returncode == 0 and ct.StudyInstanceUID in p.stdout + p.stderr, p.stdout + p.stderr
+    assert count.n == 2
     p = run(need("getscu"), "-S", "-aet", "FINDSCU", "-aec", AET, "-od", str(tmp_path),
             "-k", "QueryRetrieveLevel=SERIES", "-k", f"SeriesInstanceUID={ct.SeriesInstanceUID}",
             "127.0.0.1", str(pacs.cfg.dicom_port))  # fmt: skip
@@ -200,7 +203,7 @@ def test_qr_find_move_get_go_to_pynetdicom(
             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={ct.StudyInstanceUID}",
             "127.0.0.1", str(pacs.cfg.dicom_port))  # fmt: skip
     assert "MoveDestinationUnknown" in p.stdout + p.stderr, p.stdout + p.stderr
-    assert count.n == 1
+    assert count.n == 2
 
 
 # ---- raw sockets: cancel, PDU sizes, malformed input -------------------------------------------
