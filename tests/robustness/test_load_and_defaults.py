@@ -245,9 +245,10 @@ def test_lessons_use_synthetic_patients_only() -> None:
     import re
 
     from dicomkit.tutor.steps.lesson02_place_an_order import SYNTHETIC_PATIENTS
+    from dicomkit.tutor.steps.lesson14_the_scheduled_workflow import PATIENT as CAPSTONE_PATIENT
 
     root = Path(__file__).resolve().parents[2] / "lessons"
-    allowed = set(SYNTHETIC_PATIENTS) | {"FAMILY^GIVEN", "DOE^JANE"}
+    allowed = set(SYNTHETIC_PATIENTS) | {CAPSTONE_PATIENT, "FAMILY^GIVEN", "DOE^JANE"}
     texts = {p.name: p.read_text() for p in [*root.glob("*.md"), root / "lessons.toml"]}
     assert len(texts) >= 9
     for name, text in texts.items():
@@ -256,7 +257,7 @@ def test_lessons_use_synthetic_patients_only() -> None:
             assert pn in allowed, f"{name}: patient name {pn!r} is not a synthetic one"
         birth = r"birth[^\n]{0,40}?\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b"
         assert not re.search(birth, text, re.IGNORECASE), f"{name}: a birth date"
-    assert all(p.startswith("TUTOR^") for p in SYNTHETIC_PATIENTS)
+    assert all(p.startswith("TUTOR^") for p in (*SYNTHETIC_PATIENTS, CAPSTONE_PATIENT))
 
 
 def test_native_up_warns_that_orthanc_listens_on_every_interface(tmp_path: Path) -> None:
