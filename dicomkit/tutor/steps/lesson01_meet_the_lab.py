@@ -16,8 +16,8 @@ from dicomkit.tutor.watch_lab import lab_saw, rejected_association, status_text,
 def show_lab(ctx: LabContext) -> None:
     ep = ctx.endpoints
     rows = [
-        ["RIS", "takes orders (HTTP here; HL7 v2 in hospitals), writes worklist items",
-         ep.ris_url, "-"],
+        ["RIS", "takes orders (HTTP, and HL7 v2 over MLLP), writes worklist items",
+         f"{ep.ris_url}, MLLP {ep.host}:{ep.hl7_port}", "-"],
         ["Worklist (MWL SCP)", "answers C-FIND for scheduled steps",
          f"{ep.host}:{ep.mwl_port}", ep.pacs_aet],
         ["Modality (you)", "queries the worklist, makes and sends images", "this terminal",
