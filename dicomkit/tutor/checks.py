@@ -79,6 +79,23 @@ def pacs_echo(ctx: LabContext) -> CheckResult:
     return _echo(ctx, False)
 
 
+def _ris_order(
+    ctx: LabContext, accession: str, expected: str, lesson: int, why: str = ""
+) -> tuple[dict, CheckResult | None]:
+    """The RIS's order, or the failed check that says it is gone (404) and which lesson to
+    rerun; other RIS errors propagate."""
+    from dicomkit.errors import RisError
+    from dicomkit.ris.client import RisClient
+
+    try:
+        return RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession), None
+    except RisError as exc:
+        if exc.status == 404:
+            return {}, CheckResult("", False, expected, f"404: no such order{why}",
+                                   f"rerun `dicomkit lesson {lesson}`")  # fmt: skip
+        raise
+
+
 @check("mwl_echo")
 def mwl_echo(ctx: LabContext) -> CheckResult:
     return _echo(ctx, True)
@@ -86,18 +103,12 @@ def mwl_echo(ctx: LabContext) -> CheckResult:
 
 @check("order_in_ris")
 def order_in_ris(ctx: LabContext) -> CheckResult:
-    from dicomkit.errors import RisError
-    from dicomkit.ris.client import RisClient
-
     accession = ctx.need("accession", 2, own=True)
     expected = f"order {accession} in the RIS"
-    try:
-        order = RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
-    except RisError as exc:
-        if exc.status == 404:
-            return CheckResult("", False, expected, "404: no such order (cancelled, or the lab "
-                               "was reset with --volumes)", "rerun `dicomkit lesson 2`")  # fmt: skip
-        raise
+    order, missing = _ris_order(ctx, accession, expected, 2,
+                                " (cancelled, or the lab was reset with --volumes)")  # fmt: skip
+    if missing:
+        return missing
     seen = f"order {order['order']['accession']} for {order['order']['patient_name']}"
     return CheckResult("", True, expected, seen)
 
@@ -303,18 +314,12 @@ def fixed_send_in_pacs(ctx: LabContext) -> CheckResult:
 def hl7_order_in_worklist(ctx: LabContext) -> CheckResult:
     from dicomkit.dicom.scu import find_worklist
     from dicomkit.dicom.worklist import WorklistQuery
-    from dicomkit.errors import RisError
-    from dicomkit.ris.client import RisClient
 
     accession = ctx.need("hl7_accession", 9, own=True)
     expected = f"order {accession} in the RIS and 1 worklist item for it"
-    try:
-        RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
-    except RisError as exc:
-        if exc.status == 404:
-            return CheckResult("", False, expected, "404: no such order",
-                               "rerun `dicomkit lesson 9`")  # fmt: skip
-        raise
+    _, missing = _ris_order(ctx, accession, expected, 9)
+    if missing:
+        return missing
     rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
     return CheckResult("", len(rows) == 1, expected, f"the order, {len(rows)} worklist item(s)",
                        "rerun `dicomkit lesson 9`")  # fmt: skip
@@ -324,18 +329,12 @@ def hl7_order_in_worklist(ctx: LabContext) -> CheckResult:
 def mpps_step_completed(ctx: LabContext) -> CheckResult:
     from dicomkit.dicom.scu import find_worklist
     from dicomkit.dicom.worklist import WorklistQuery
-    from dicomkit.errors import RisError
-    from dicomkit.ris.client import RisClient
 
     accession = ctx.need("mpps_accession", 10, own=True)
     expected = f"order {accession} COMPLETED (PS3.4 F.7.2.2) and 0 worklist items for it"
-    try:
-        order = RisClient(ctx.endpoints.ris_url, ctx.cfg.timeout).get_order(accession)
-    except RisError as exc:
-        if exc.status == 404:
-            return CheckResult("", False, expected, "404: no such order",
-                               "rerun `dicomkit lesson 10`")  # fmt: skip
-        raise
+    order, missing = _ris_order(ctx, accession, expected, 10)
+    if missing:
+        return missing
     rows = find_worklist(ctx.mwl, ctx.aet, WorklistQuery(accession=accession), ctx.cfg.timeout)
     status = order.get("status", "")
     return CheckResult("", status == "COMPLETED" and not rows, expected,
