@@ -1,6 +1,8 @@
 -- The lab's event feed for Orthanc (dicomkit/labevents.py documents the format): one JSON
 -- line per worklist C-FIND, study C-FIND, stored instance and HTTP request, no patient data.
--- The native engine prepends EVENTS_PATH = <the feed file> and names this in "LuaScripts".
+-- The native engine prepends EVENTS_PATH = <the feed file> and names this in "LuaScripts";
+-- in the docker lab the feed folder is mounted at /var/lib/dicomkit/feed (docker-compose.yml).
+EVENTS_PATH = EVENTS_PATH or "/var/lib/dicomkit/feed/events.jsonl"
 
 -- The only query values written; any other key is listed by tag in "other_keys".
 local RECORDED = {

@@ -28,7 +28,9 @@ compose/events.lua (``LuaScripts``) writes finds, worklist finds, stores and HTT
 the associations and C-ECHOs that Orthanc logs in its ``dicom`` category (--verbose-dicom,
 de-identified by Orthanc) are read from its log by ``read_feed`` (Orthanc 1.10 has no Lua
 callback for either), and a worklist find's ``matches`` is counted over the worklist folder
-(``matches_from``). Docker's Orthanc writes no feed (``FEED_ENGINES``).
+(``matches_from``). Docker: the same Lua script, mounted in the container, writes into
+``<lab>/feed`` (``<lab>/events.jsonl`` links there), and the container's log is copied to
+``<lab>/logs/orthanc.log`` before each read (engines/docker_feed.py).
 
 Readers: ``mark(lab_dir)`` where a watch starts (``str(m)`` / ``Mark.parse`` to keep it),
 ``read_feed(lab_dir, since, pacs_aet)`` the events after it (``LabEvent``: ``.service``,
@@ -52,7 +54,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
-FEED_ENGINES = frozenset({"embedded", "native"})  # the engines whose PACS writes the feed
+FEED_ENGINES = frozenset({"embedded", "native", "docker"})  # the engines whose PACS writes the feed
 # Sent by the tutor's own REST looks at the lab: the feed leaves them out.
 PROBE_HEADER = "x-dicomkit-probe"
 ORTHANC_LOG = Path("logs") / "orthanc.log"  # under the lab folder (config.LabConfig.log_dir)
@@ -196,7 +198,15 @@ def _size(path: Path) -> int:
 def mark(lab_dir: Path) -> Mark:
     """The feed's end now: ``read_feed(lab_dir, mark)`` later gives what happened since."""
     lab_dir = Path(lab_dir)
+    _sync_engine_log(lab_dir)
     return Mark(_size(events_path(lab_dir)), _size(lab_dir / ORTHANC_LOG))
+
+
+def _sync_engine_log(lab_dir: Path) -> None:
+    """Docker: Orthanc logs in its container; its new lines are copied to ORTHANC_LOG first."""
+    from dicomkit.engines.docker_feed import sync_orthanc_log
+
+    sync_orthanc_log(lab_dir)
 
 
 def _lines(path: Path, offset: int) -> list[str]:
@@ -217,6 +227,7 @@ def read_feed(lab_dir: Path, since: Mark | None = None, pacs_aet: str = "") -> l
     from Orthanc's log (native engine; ``pacs_aet``: the called AE of the ones it accepted)."""
     since = since or Mark()
     lab_dir = Path(lab_dir)
+    _sync_engine_log(lab_dir)
     out: list[LabEvent] = []
     for line in _lines(events_path(lab_dir), since.feed):
         try:

@@ -126,6 +126,11 @@ def compose_variables(
             "DICOMKIT_PACS_AET": cfg.pacs_aet,
             "DICOMKIT_AET": cfg.aet,
             "DICOMKIT_RETRIEVE_PORT": str(cfg.retrieve_port),
+            # Where Orthanc's Lua writes the lab's event feed (labevents.py).
+            "DICOMKIT_FEED_DIR": str(cfg.lab_dir / "feed"),
+            # The lab's worklist folder, bound into the RIS and Orthanc containers: the tutor
+            # counts a worklist C-FIND's matches over it, as on the native engine.
+            "DICOMKIT_WORKLISTS": str(cfg.worklist_dir),
         }
     )
     for var, value in (

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from dicomkit.config import LabConfig
@@ -59,6 +61,36 @@ def _orthanc_version(cfg: LabConfig) -> str:
             .get("Version", "")
         )
     return ""
+
+
+def prepare_feed(cfg: LabConfig) -> None:
+    """The folder Orthanc's Lua writes the lab's event feed into (DICOMKIT_FEED_DIR, mounted in
+    its container), and ``<lab>/events.jsonl`` pointing into it: where every reader looks."""
+    from dicomkit.labevents import EVENTS_FILE, events_path
+
+    feed_dir = cfg.lab_dir / "feed"
+    feed_dir.mkdir(parents=True, exist_ok=True)
+    cfg.worklist_dir.mkdir(parents=True, exist_ok=True)  # DICOMKIT_WORKLISTS, bound likewise
+    link = events_path(cfg.lab_dir)
+    target = Path("feed") / EVENTS_FILE
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()  # an earlier lab's feed (another engine) in the same home
+    link.symlink_to(target)
+
+
+def log_dicom_verbose(cfg: LabConfig) -> bool:
+    """Orthanc's ``dicom`` log category at verbose: each association and C-ECHO in its log,
+    query values masked by Orthanc (DeidentifyLogs), read into the event feed. Set over REST
+    (Orthanc >= 1.8.1), which works the same on every image; True when Orthanc took it."""
+    import httpx
+
+    with contextlib.suppress(httpx.HTTPError):
+        r = httpx.put(f"http://{cfg.host}:{cfg.http_port}/tools/log-level-dicom",
+                      content=b"verbose", headers={"x-dicomkit-probe": "up"}, timeout=5.0)  # fmt: skip
+        return r.status_code == 200
+    return False
 
 
 def _older_than(version: str, minimum: tuple[int, ...]) -> bool:
@@ -117,6 +149,7 @@ class DockerEngine:
         check_ports(client, project)
         ensure_network(client, project)
         ensure_volumes(client, project)
+        prepare_feed(cfg)
         endpoints = cfg.endpoints(dicomweb=True)
         if not cfg.listen_host and "orthanc" in project.services:
             gateway = host_gateway(client)
@@ -176,6 +209,9 @@ class DockerEngine:
         except EngineError:
             give_up()
             raise
+        if not log_dicom_verbose(cfg):
+            report("note: Orthanc did not take the dicom log level: the tutor will not see "
+                   "associations and C-ECHOs (the event feed still has finds and stores)")  # fmt: skip
         version = _orthanc_version(cfg)
         if version:
             report(f"Orthanc {version} ({project.services['orthanc'].image})")

@@ -1,0 +1,98 @@
+"""The docker lab's share of the event feed (dicomkit/labevents.py): Orthanc in its container
+logs its ``dicom`` category to the container's output, not to a file of this machine. Before
+the feed is read, the new lines are copied from the container's log (Docker API, ``since`` the
+last copy) to ``<lab>/logs/orthanc.log``, where the feed reads Orthanc's log on every engine.
+Orthanc masks query values in that category (DeidentifyLogs), so no patient data is copied."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+
+from dicomkit.fsutil import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+ORTHANC_LOG = Path("logs") / "orthanc.log"
+SINCE_FILE = Path("logs") / "orthanc-log.since"  # the last copied line's Docker timestamp
+
+
+def _pacs_container(lab_dir: Path) -> str:
+    """The PACS container of a docker lab that is up in ``lab_dir`` ("" for other engines)."""
+    try:
+        state = json.loads((lab_dir / "state.json").read_text())
+        if state.get("engine") != "docker":
+            return ""
+        return str(state["services"]["pacs"]["container"] or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _key(stamp: str) -> str:
+    """A Docker RFC 3339 timestamp (its fraction has trailing zeros cut) made sortable."""
+    head, dot, rest = stamp.partition(".")
+    if not dot:
+        return stamp
+    digits = "".join(c for c in rest if c.isdigit())
+    return f"{head}.{digits.ljust(9, '0')}"
+
+
+def sync_orthanc_log(lab_dir: Path, timeout: float = 5.0) -> int:
+    """Copy the PACS container's new log lines to ``<lab>/logs/orthanc.log``; how many were
+    copied. Nothing happens for a lab that is not on docker, or when Docker does not answer
+    (the feed then lacks associations and C-ECHOs, as it says)."""
+    lab_dir = Path(lab_dir)
+    container = _pacs_container(lab_dir)
+    if not container:
+        return 0
+    target = lab_dir / ORTHANC_LOG
+    target.parent.mkdir(parents=True, exist_ok=True)
+    since_path = lab_dir / SINCE_FILE
+    with open(since_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one copier at a time (`lesson` and `watch`)
+        last = ""
+        with contextlib.suppress(OSError):
+            last = since_path.read_text().strip()
+        try:
+            from dicomkit.engines.docker_client import connect
+
+            client = connect(timeout=timeout)
+        except Exception as exc:  # the tutor keeps watching what the feed file has
+            log.debug("docker log copy: no Docker Engine: %s", exc)
+            return 0
+        try:
+            since = 0
+            if last:
+                with contextlib.suppress(ValueError):
+                    since = int(_dt.datetime.fromisoformat(last[:19]).replace(
+                        tzinfo=_dt.timezone.utc).timestamp())  # fmt: skip
+            options = {"since": since} if since > 0 else {}  # docker-py refuses since=0
+            raw = client.containers.get(container).logs(
+                stdout=True, stderr=True, timestamps=True, **options
+            )
+        except Exception as exc:
+            log.debug("docker log copy: %s", exc)
+            return 0
+        finally:
+            client.close()
+        lines = []
+        newest = last
+        for line in raw.decode("utf-8", "replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            if last and _key(stamp) <= _key(last):
+                continue  # copied before (``since`` has whole seconds)
+            lines.append(text)
+            newest = stamp
+        if lines:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+            atomic_write_text(since_path, newest + "\n")
+        return len(lines)
