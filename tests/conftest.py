@@ -20,10 +20,21 @@ from dicomkit.config import LabConfig
 REPO = Path(__file__).resolve().parent.parent
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, never one handed out before in this session. The kernel
+    may give the same free port to two calls in a row (three for one server: a PACS given one
+    port twice binds its DICOM socket, fails on HTTP and exits, and a test's first request
+    meets the DICOM socket: "illegal request line", then "connection refused")."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def lab_env(home: Path, **extra: str) -> dict[str, str]:

@@ -8,14 +8,18 @@ exception and never raise into pynetdicom.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from dicomkit.dicom import dataset, wire
+from dicomkit.errors import DicomkitError
 from dicomkit.labevents import EventWriter, query_keys
 from dicomkit.pacs import lean, mpps, mwl, qr
 from dicomkit.pacs.commitment import STORAGE_COMMITMENT_PUSH, CommitmentScp
@@ -361,6 +365,20 @@ class _SharedContexts(list):
         return list(self)
 
 
+@contextlib.contextmanager
+def _naming_port(what: str, host: str, port: int) -> Iterator[None]:
+    """A listener that cannot bind says which port, and what to do (the OS error alone does not)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise DicomkitError(
+            f"the {what} port {host}:{port} is already in use",
+            f"stop what listens there (ss -ltnp 'sport = :{port}') or give the lab another port",
+        ) from None
+
+
 class PacsServer:
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
@@ -482,16 +500,22 @@ class PacsServer:
         use_lean = wire.enabled()
         for port in ports:
             contexts = _SharedContexts(self.ae.supported_contexts)
-            if use_lean:
-                server = self._start_dispatch((cfg.host, port), handlers, contexts)
-            else:
-                server = self.ae.start_server(
-                    (cfg.host, port), block=False, evt_handlers=handlers, contexts=contexts
-                )
+            with _naming_port("DICOM", cfg.host, port):
+                if use_lean:
+                    server = self._start_dispatch((cfg.host, port), handlers, contexts)
+                else:
+                    server = self.ae.start_server(
+                        (cfg.host, port), block=False, evt_handlers=handlers, contexts=contexts
+                    )
             self._servers.append(server)
             log.info("DICOM listening on %s:%d as %s%s", cfg.host, port, cfg.aet,
                      "" if use_lean else " (DICOMKIT_LEAN=0: pynetdicom only)")  # fmt: skip
-        self._http = start_http(self)
+        try:
+            with _naming_port("HTTP", cfg.host, cfg.http_port):
+                self._http = start_http(self)
+        except DicomkitError:
+            self.ae.shutdown()  # no half-started PACS: its DICOM ports close again
+            raise
         log.info("HTTP listening on %s:%d", cfg.host, cfg.http_port)
 
     def _start_dispatch(self, address: tuple[str, int], handlers: list[Any], contexts: Any) -> Any:
