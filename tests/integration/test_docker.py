@@ -762,3 +762,28 @@ def test_the_course_watches_the_docker_lab(lab: DockerLab) -> None:
     feed = (lab.cfg.lab_dir / "events.jsonl").read_text()
     assert '"service": "store"' in feed or '"service":"store"' in feed
     assert "Association Received" in (lab.cfg.log_dir / "orthanc.log").read_text()
+
+
+def test_a_learner_does_the_watched_lessons_on_docker(lab: DockerLab) -> None:
+    """Lessons 1, 3, 6, 8 and 14 as a learner (pexpect; each task from a second shell with
+    DCMTK after the hints): on docker too the tutor notices on its own what Orthanc in its
+    container saw (its Lua's feed, its dicom log copied from the container) and says so. The
+    lessons these build on (2's order, 4's image, 5's store) are shown by the tutor when the
+    course above has not run them in this lab."""
+    pytest.importorskip("pexpect")
+    from dicomkit.tutor.course import load_course
+    from tests.tutor.test_learner_on_lab import learn, progress
+
+    for number in (2, 4, 5):
+        if not (lab.home / "progress.json").exists() or (
+            progress(lab)["lessons"].get(str(number), {}).get("status") != "done"
+        ):
+            r = lab.cli("lesson", str(number), "--no-input", timeout=300)
+            assert r.code == 0, r.out + r.err
+    for number in (1, 3, 6, 8, 14):
+        assert lab.cli("reset", str(number)).code == 0
+        status, out, done = learn(lab, number)
+        assert status == 0, f"lesson {number}:\n{out}"
+        assert done == load_course().get(number).task_order
+        tasks = progress(lab)["lessons"][str(number)]["outcomes"]["tasks"]
+        assert set(tasks.values()) == {"done"}  # the learner did them, not the tutor
