@@ -464,7 +464,7 @@ def show_verify(report: VerifyReport, screen: Screen) -> None:
                 line += (f"\n        expected: {ui.escape(c.expected)}"
                          f"\n        seen:     {ui.escape(c.seen)}"
                          f"\n        [hint]fix:[/hint]      {ui.escape(c.fix)}")  # fmt: skip
-            screen.show(line)
+            screen.show(line, whole=True)  # a UID or path in it stays copyable
     passed = sum(v.ok for v in report.verdicts)
     screen.show(
         f"\n{ui.OK if report.ok else ui.FAIL} {passed}/{len(report.verdicts)} lesson(s) verified "

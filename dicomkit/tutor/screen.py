@@ -25,7 +25,7 @@ class Screen(Protocol):
     colour: bool  # colours reach a terminal (thumbnails make sense)
     commands: list[str]  # every command shown, in order (`lesson --json` reports them)
 
-    def show(self, renderable: Any) -> None: ...
+    def show(self, renderable: Any, whole: bool = False) -> None: ...
 
     def markdown(self, text: str) -> None: ...
 
@@ -46,8 +46,9 @@ class RichScreen:
         self.colour = ui.console.is_terminal and ui.console.color_system in ("256", "truecolor")
         self.commands: list[str] = []
 
-    def show(self, renderable: Any) -> None:
-        ui.console.print(renderable)
+    def show(self, renderable: Any, whole: bool = False) -> None:
+        # whole: a line of values (UIDs, paths) the terminal soft-wraps, so a copy stays whole.
+        ui.console.print(renderable, soft_wrap=whole)
 
     def markdown(self, text: str) -> None:
         from rich.markdown import Markdown
@@ -102,7 +103,7 @@ class QuietScreen:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def show(self, renderable: Any) -> None:
+    def show(self, renderable: Any, whole: bool = False) -> None:
         pass
 
     def markdown(self, text: str) -> None:
