@@ -198,14 +198,17 @@ def _size(path: Path) -> int:
 def mark(lab_dir: Path) -> Mark:
     """The feed's end now: ``read_feed(lab_dir, mark)`` later gives what happened since."""
     lab_dir = Path(lab_dir)
-    _sync_engine_log(lab_dir)
+    _sync_engine_log(lab_dir, watch_starts=True)
     return Mark(_size(events_path(lab_dir)), _size(lab_dir / ORTHANC_LOG))
 
 
-def _sync_engine_log(lab_dir: Path) -> None:
-    """Docker: Orthanc logs in its container; its new lines are copied to ORTHANC_LOG first."""
-    from dicomkit.engines.docker_feed import sync_orthanc_log
+def _sync_engine_log(lab_dir: Path, watch_starts: bool = False) -> None:
+    """Docker: Orthanc logs in its container; its new lines are copied to ORTHANC_LOG first.
+    Where a watch starts, its dicom log category is turned back on if a restart reset it."""
+    from dicomkit.engines.docker_feed import keep_dicom_log_verbose, sync_orthanc_log
 
+    if watch_starts:
+        keep_dicom_log_verbose(lab_dir)
     sync_orthanc_log(lab_dir)
 
 

@@ -13,8 +13,10 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from dicomkit.fsutil import atomic_write_text
+from dicomkit.labevents import PROBE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +24,47 @@ ORTHANC_LOG = Path("logs") / "orthanc.log"
 SINCE_FILE = Path("logs") / "orthanc-log.since"  # the last copied line's Docker timestamp
 
 
+def _docker_state(lab_dir: Path) -> dict[str, Any]:
+    """The state of a docker lab that is up in ``lab_dir`` ({} for other engines)."""
+    try:
+        state = json.loads((lab_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) and state.get("engine") == "docker" else {}
+
+
 def _pacs_container(lab_dir: Path) -> str:
     """The PACS container of a docker lab that is up in ``lab_dir`` ("" for other engines)."""
     try:
-        state = json.loads((lab_dir / "state.json").read_text())
-        if state.get("engine") != "docker":
-            return ""
-        return str(state["services"]["pacs"]["container"] or "")
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(_docker_state(lab_dir)["services"]["pacs"]["container"] or "")
+    except (KeyError, TypeError):
         return ""
+
+
+def keep_dicom_log_verbose(lab_dir: Path, timeout: float = 3.0) -> bool:
+    """The PACS's ``dicom`` log category at verbose again if it is not (``restart:
+    unless-stopped`` brings a crashed Orthanc, or every container after a Docker restart, back at
+    the default level, and the feed would lose its associations and C-ECHOs); True when it is
+    verbose now. ``up`` turns it on first (engines/docker.py ``log_dicom_verbose``)."""
+    import httpx
+
+    try:
+        ep = _docker_state(Path(lab_dir))["endpoints"]
+        url = f"http://{ep['host']}:{int(ep['http_port'])}/tools/log-level-dicom"
+    except (KeyError, TypeError, ValueError):
+        return False
+    probe = {PROBE_HEADER: "watch"}
+    try:
+        level = httpx.get(url, headers=probe, timeout=timeout)
+        if level.status_code == 200 and level.text.strip() in ("verbose", "trace"):
+            return True
+        r = httpx.put(url, content=b"verbose", headers=probe, timeout=timeout)
+    except httpx.HTTPError as exc:
+        log.debug("dicom log level: %s", exc)
+        return False
+    if r.status_code == 200:
+        log.info("Orthanc's dicom log category was reset (a restart?): verbose again")
+    return r.status_code == 200
 
 
 def _key(stamp: str) -> str:

@@ -8,12 +8,14 @@ Engine answers or the stand-ins are missing. The compose-file parsing tests alwa
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import httpx
 import pytest
 
 from dicomkit.config import LabConfig
-from tests.conftest import Lab, free_port, make_config, testdata
+from tests.conftest import Lab, free_port, make_config, need, testdata
 
 ORTHANC_IMAGE = os.environ.get("DICOMKIT_TEST_ORTHANC_IMAGE", "dicomkit-test/orthanc:bookworm")
 PYTHON_IMAGE = os.environ.get("DICOMKIT_TEST_PYTHON_IMAGE", "dicomkit-test/python:bookworm")
@@ -787,3 +789,34 @@ def test_a_learner_does_the_watched_lessons_on_docker(lab: DockerLab) -> None:
         assert done == load_course().get(number).task_order
         tasks = progress(lab)["lessons"][str(number)]["outcomes"]["tasks"]
         assert set(tasks.values()) == {"done"}  # the learner did them, not the tutor
+
+
+def test_the_feed_survives_an_orthanc_restart(lab: DockerLab) -> None:
+    """`restart: unless-stopped` brings a crashed Orthanc (or all of them after a Docker restart)
+    back at the default log level, without the associations and C-ECHOs the feed reads. Where a
+    watch starts, the tutor turns the dicom category back on: it still sees the learner's echo."""
+    from dicomkit.labevents import mark, read_feed
+
+    pacs = f"{lab.project}-orthanc-1"
+    client().containers.get(pacs).restart(timeout=10)
+    url = f"http://127.0.0.1:{lab.cfg.http_port}/tools/log-level-dicom"
+    deadline = time.monotonic() + 90
+    level = ""
+    while time.monotonic() < deadline and not level:
+        with contextlib.suppress(httpx.HTTPError):
+            r = httpx.get(url, timeout=2)
+            level = r.text.strip() if r.status_code == 200 else ""
+        time.sleep(0.5)
+    assert level == "default", f"Orthanc after a restart: dicom log level {level!r}"
+
+    since = mark(lab.cfg.lab_dir)  # what the tutor does where a task's watch starts
+    assert httpx.get(url, timeout=5).text.strip() == "verbose"
+    echo = subprocess.run([need("echoscu"), "-aet", "RESTARTED", "-aec", "ORTHANC", "127.0.0.1",
+                           str(lab.cfg.dicom_port)], capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert echo.returncode == 0, echo.stderr
+    seen: list[str] = []
+    while time.monotonic() < deadline and "RESTARTED" not in seen:
+        seen = [e.calling for e in read_feed(lab.cfg.lab_dir, since, "ORTHANC")
+                if e.service == "echo"]  # fmt: skip
+        time.sleep(0.5)
+    assert "RESTARTED" in seen
