@@ -208,7 +208,7 @@ def _sync_engine_log(lab_dir: Path, watch_starts: bool = False) -> None:
     from dicomkit.engines.docker_feed import keep_dicom_log_verbose, sync_orthanc_log
 
     if watch_starts:
-        keep_dicom_log_verbose(lab_dir)
+        keep_dicom_log_verbose(lab_dir, {PROBE_HEADER: "watch"})
     sync_orthanc_log(lab_dir)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from dicomkit.fsutil import atomic_write_text
-from dicomkit.labevents import PROBE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,12 @@ def _pacs_container(lab_dir: Path) -> str:
         return ""
 
 
-def keep_dicom_log_verbose(lab_dir: Path, timeout: float = 3.0) -> bool:
+def keep_dicom_log_verbose(lab_dir: Path, headers: dict[str, str], timeout: float = 3.0) -> bool:
     """The PACS's ``dicom`` log category at verbose again if it is not (``restart:
     unless-stopped`` brings a crashed Orthanc, or every container after a Docker restart, back at
     the default level, and the feed would lose its associations and C-ECHOs); True when it is
-    verbose now. ``up`` turns it on first (engines/docker.py ``log_dicom_verbose``)."""
+    verbose now. ``up`` turns it on first (engines/docker.py ``log_dicom_verbose``).
+    ``headers``: the feed's probe header (labevents.py), which keeps these requests out of it."""
     import httpx
 
     try:
@@ -53,12 +53,11 @@ def keep_dicom_log_verbose(lab_dir: Path, timeout: float = 3.0) -> bool:
         url = f"http://{ep['host']}:{int(ep['http_port'])}/tools/log-level-dicom"
     except (KeyError, TypeError, ValueError):
         return False
-    probe = {PROBE_HEADER: "watch"}
     try:
-        level = httpx.get(url, headers=probe, timeout=timeout)
+        level = httpx.get(url, headers=headers, timeout=timeout)
         if level.status_code == 200 and level.text.strip() in ("verbose", "trace"):
             return True
-        r = httpx.put(url, content=b"verbose", headers=probe, timeout=timeout)
+        r = httpx.put(url, content=b"verbose", headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         log.debug("dicom log level: %s", exc)
         return False
