@@ -209,7 +209,7 @@ def _sync_engine_log(lab_dir: Path, watch_starts: bool = False) -> None:
 
     if watch_starts:
         keep_dicom_log_verbose(lab_dir, {PROBE_HEADER: "watch"})
-    sync_orthanc_log(lab_dir)
+    sync_orthanc_log(lab_dir, lab_dir / ORTHANC_LOG)
 
 
 def _lines(path: Path, offset: int) -> list[str]:

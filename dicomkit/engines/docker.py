@@ -80,19 +80,6 @@ def prepare_feed(cfg: LabConfig) -> None:
     link.symlink_to(target)
 
 
-def log_dicom_verbose(cfg: LabConfig) -> bool:
-    """Orthanc's ``dicom`` log category at verbose: each association and C-ECHO in its log,
-    query values masked by Orthanc (DeidentifyLogs), read into the event feed. Set over REST
-    (Orthanc >= 1.8.1), which works the same on every image; True when Orthanc took it."""
-    import httpx
-
-    with contextlib.suppress(httpx.HTTPError):
-        r = httpx.put(f"http://{cfg.host}:{cfg.http_port}/tools/log-level-dicom",
-                      content=b"verbose", headers={"x-dicomkit-probe": "up"}, timeout=5.0)  # fmt: skip
-        return r.status_code == 200
-    return False
-
-
 def _older_than(version: str, minimum: tuple[int, ...]) -> bool:
     nums = tuple(int(n) for n in re.findall(r"\d+", version)[:3])
     return bool(nums) and nums < minimum
@@ -209,7 +196,10 @@ class DockerEngine:
         except EngineError:
             give_up()
             raise
-        if not log_dicom_verbose(cfg):
+        from dicomkit.engines.docker_feed import dicom_log_verbose
+        from dicomkit.labevents import PROBE_HEADER
+
+        if not dicom_log_verbose(f"http://{cfg.host}:{cfg.http_port}", {PROBE_HEADER: "up"}, 5.0):
             report("note: Orthanc did not take the dicom log level: the tutor will not see "
                    "associations and C-ECHOs (the event feed still has finds and stores)")  # fmt: skip
         version = _orthanc_version(cfg)

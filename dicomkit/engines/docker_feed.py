@@ -19,7 +19,6 @@ from dicomkit.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-ORTHANC_LOG = Path("logs") / "orthanc.log"
 SINCE_FILE = Path("logs") / "orthanc-log.since"  # the last copied line's Docker timestamp
 
 
@@ -40,19 +39,14 @@ def _pacs_container(lab_dir: Path) -> str:
         return ""
 
 
-def keep_dicom_log_verbose(lab_dir: Path, headers: dict[str, str], timeout: float = 3.0) -> bool:
-    """The PACS's ``dicom`` log category at verbose again if it is not (``restart:
-    unless-stopped`` brings a crashed Orthanc, or every container after a Docker restart, back at
-    the default level, and the feed would lose its associations and C-ECHOs); True when it is
-    verbose now. ``up`` turns it on first (engines/docker.py ``log_dicom_verbose``).
-    ``headers``: the feed's probe header (labevents.py), which keeps these requests out of it."""
+def dicom_log_verbose(http_url: str, headers: dict[str, str], timeout: float = 3.0) -> bool:
+    """Orthanc's ``dicom`` log category at verbose (each association and C-ECHO in its log,
+    query values masked by Orthanc's DeidentifyLogs), set over REST (Orthanc >= 1.8.1) only when
+    it is not already; True when it is verbose now. ``headers``: the feed's probe header
+    (labevents.py), which keeps these requests out of the feed."""
     import httpx
 
-    try:
-        ep = _docker_state(Path(lab_dir))["endpoints"]
-        url = f"http://{ep['host']}:{int(ep['http_port'])}/tools/log-level-dicom"
-    except (KeyError, TypeError, ValueError):
-        return False
+    url = f"{http_url}/tools/log-level-dicom"
     try:
         level = httpx.get(url, headers=headers, timeout=timeout)
         if level.status_code == 200 and level.text.strip() in ("verbose", "trace"):
@@ -62,8 +56,21 @@ def keep_dicom_log_verbose(lab_dir: Path, headers: dict[str, str], timeout: floa
         log.debug("dicom log level: %s", exc)
         return False
     if r.status_code == 200:
-        log.info("Orthanc's dicom log category was reset (a restart?): verbose again")
+        log.info("Orthanc's dicom log category set to verbose")
     return r.status_code == 200
+
+
+def keep_dicom_log_verbose(lab_dir: Path, headers: dict[str, str], timeout: float = 3.0) -> bool:
+    """``dicom_log_verbose`` for the docker lab up in ``lab_dir`` (False for other engines):
+    ``restart: unless-stopped`` brings a crashed Orthanc, or every container after a Docker
+    restart, back at the default level, and the feed would lose its associations and C-ECHOs.
+    ``up`` sets it first (engines/docker.py)."""
+    try:
+        ep = _docker_state(Path(lab_dir))["endpoints"]
+        http_url = f"http://{ep['host']}:{int(ep['http_port'])}"
+    except (KeyError, TypeError, ValueError):
+        return False
+    return dicom_log_verbose(http_url, headers, timeout)
 
 
 def _key(stamp: str) -> str:
@@ -75,15 +82,14 @@ def _key(stamp: str) -> str:
     return f"{head}.{digits.ljust(9, '0')}"
 
 
-def sync_orthanc_log(lab_dir: Path, timeout: float = 5.0) -> int:
-    """Copy the PACS container's new log lines to ``<lab>/logs/orthanc.log``; how many were
-    copied. Nothing happens for a lab that is not on docker, or when Docker does not answer
+def sync_orthanc_log(lab_dir: Path, target: Path, timeout: float = 5.0) -> int:
+    """Copy the PACS container's new log lines to ``target`` (labevents.py's Orthanc log in the
+    lab folder); how many were copied. Nothing happens for a lab that is not on docker, or when Docker does not answer
     (the feed then lacks associations and C-ECHOs, as it says)."""
     lab_dir = Path(lab_dir)
     container = _pacs_container(lab_dir)
     if not container:
         return 0
-    target = lab_dir / ORTHANC_LOG
     target.parent.mkdir(parents=True, exist_ok=True)
     since_path = lab_dir / SINCE_FILE
     with open(since_path.with_suffix(".lock"), "w") as lock:
